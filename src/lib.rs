@@ -1,0 +1,2 @@
+mod pattern;
+pub use pattern::{Pattern, glob_match};
