@@ -111,7 +111,7 @@ fn retry_last_star(backtrack: &mut Option<Backtrack>, len: usize) -> Option<Back
 /// Returns how many pattern bytes the element spans and whether it matched.
 fn match_one(pattern: &[u8], p: usize, c: u8) -> (usize, bool) {
     match pattern[p] {
-        b'?' => (1, true), // R2
+        b'?' => (1, true),                                          // R2
         b'\\' if p + 1 < pattern.len() => (2, pattern[p + 1] == c), // R3
         b'[' => match_class(pattern, p, c),
         literal => (1, literal == c), // R5, and R3's lone trailing backslash

@@ -1,0 +1,247 @@
+//! What a subscriber receives.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+/// Which kind of subscription delivered a [`Message`], as Redis labels its
+/// push frames.
+///
+/// # Examples
+///
+/// ```
+/// use tannoy::{Broker, MessageKind};
+///
+/// let broker = Broker::new();
+/// let mut sub = broker.subscriber();
+/// sub.subscribe(["orders"]);
+/// sub.psubscribe(["ord*"]);
+/// broker.publish("orders", "o-1");
+/// assert_eq!(sub.try_recv()?.kind(), MessageKind::Message);
+/// assert_eq!(sub.try_recv()?.kind(), MessageKind::PMessage);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// Delivered through an exact channel subscription (Redis `message`).
+    Message,
+    /// Delivered through a pattern subscription (Redis `pmessage`);
+    /// [`Message::pattern`] names the pattern.
+    PMessage,
+    /// Delivered through a shard channel subscription (Redis `smessage`),
+    /// published with [`Broker::spublish`](crate::Broker::spublish).
+    SMessage,
+}
+
+impl MessageKind {
+    /// The name Redis gives this kind of push frame: `"message"`,
+    /// `"pmessage"` or `"smessage"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(tannoy::MessageKind::PMessage.as_str(), "pmessage");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::PMessage => "pmessage",
+            Self::SMessage => "smessage",
+        }
+    }
+}
+
+impl fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One published message as one subscriber received it.
+///
+/// Channel and pattern names are [`Bytes`]: cheap to clone, binary-safe, and
+/// comparable with `&str` and `&[u8]`. The payload is the publisher's value,
+/// cloned once per receiving subscription (for `Bytes` or `Arc<T>` that is a
+/// reference-count increment, never a copy of the data).
+///
+/// # Examples
+///
+/// ```
+/// use tannoy::Broker;
+///
+/// let broker = Broker::new();
+/// let mut sub = broker.subscriber();
+/// sub.psubscribe(["ai:*"]);
+/// broker.publish("ai:models:updated", "gpt-5:v2");
+///
+/// let msg = sub.recv()?;
+/// assert_eq!(msg.channel(), "ai:models:updated");
+/// assert_eq!(msg.pattern().unwrap(), "ai:*");
+/// assert_eq!(msg.payload(), "gpt-5:v2");
+/// assert_eq!(msg.seq(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Message<P = Bytes> {
+    /// Which subscription delivered it.
+    kind: MessageKind,
+    /// Position in this subscriber's stream; set when it is dequeued.
+    seq: u64,
+    /// The channel it was published to.
+    channel: Bytes,
+    /// The matching pattern, for `PMessage` only.
+    pattern: Option<Bytes>,
+    /// The publisher's value.
+    payload: P,
+}
+
+impl<P> Message<P> {
+    /// Builds a message not yet sequenced (the subscriber's queue assigns
+    /// `seq` when it accepts it).
+    pub(crate) fn new(
+        kind: MessageKind,
+        channel: Bytes,
+        pattern: Option<Bytes>,
+        payload: P,
+    ) -> Self {
+        Self {
+            kind,
+            seq: 0,
+            channel,
+            pattern,
+            payload,
+        }
+    }
+
+    /// Stamps the position the subscriber's queue gave this message.
+    pub(crate) fn with_seq(mut self, seq: u64) -> Self {
+        self.seq = seq;
+        self
+    }
+
+    /// Which kind of subscription delivered this message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let broker = tannoy::Broker::new();
+    /// # let mut sub = broker.subscriber();
+    /// sub.ssubscribe(["orders:{7}"]);
+    /// broker.spublish("orders:{7}", "o-1");
+    /// assert_eq!(sub.try_recv()?.kind(), tannoy::MessageKind::SMessage);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn kind(&self) -> MessageKind {
+        self.kind
+    }
+
+    /// The channel the message was published to (for a pattern message,
+    /// the concrete channel, not the pattern).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let broker = tannoy::Broker::new();
+    /// # let mut sub = broker.subscriber();
+    /// sub.psubscribe(["news.*"]);
+    /// broker.publish("news.sport", "goal");
+    /// assert_eq!(sub.try_recv()?.channel(), "news.sport");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn channel(&self) -> &Bytes {
+        &self.channel
+    }
+
+    /// The pattern that matched, exactly as subscribed; `None` unless
+    /// [`kind`](Self::kind) is [`MessageKind::PMessage`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let broker = tannoy::Broker::new();
+    /// # let mut sub = broker.subscriber();
+    /// sub.subscribe(["news.sport"]);
+    /// broker.publish("news.sport", "goal");
+    /// assert_eq!(sub.try_recv()?.pattern(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pattern(&self) -> Option<&Bytes> {
+        self.pattern.as_ref()
+    }
+
+    /// The published value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let broker = tannoy::Broker::new();
+    /// # let mut sub = broker.subscriber();
+    /// sub.subscribe(["c"]);
+    /// broker.publish("c", vec![0u8, 159, 146, 150]);
+    /// assert_eq!(&sub.try_recv()?.payload()[..], &[0u8, 159, 146, 150]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn payload(&self) -> &P {
+        &self.payload
+    }
+
+    /// Takes the published value out of the message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tannoy::BrokerBuilder;
+    ///
+    /// let broker = BrokerBuilder::<Arc<u32>>::new().build();
+    /// let mut sub = broker.subscriber();
+    /// sub.subscribe(["scores"]);
+    /// broker.publish("scores", Arc::new(42));
+    /// assert_eq!(*sub.try_recv()?.into_payload(), 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_payload(self) -> P {
+        self.payload
+    }
+
+    /// This message's position in its subscriber's stream: the number of
+    /// messages addressed to the subscriber before this one.
+    ///
+    /// Every message addressed to a subscriber takes the next number, and
+    /// messages lost to the overflow policy keep theirs, so a jump in `seq`
+    /// between two received messages shows exactly where and how many were
+    /// dropped: `next.seq() - prev.seq() - 1` messages were lost between
+    /// them (and `first.seq()` before the first one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let broker = tannoy::Broker::builder().queue_capacity(2).build();
+    /// let mut sub = broker.subscriber();
+    /// sub.subscribe(["c"]);
+    /// for i in 0..5 {
+    ///     broker.publish("c", format!("m{i}"));
+    /// }
+    /// // Drop-oldest kept the last two; 0, 1 and 2 were dropped.
+    /// assert_eq!(sub.try_recv()?.seq(), 3);
+    /// assert_eq!(sub.try_recv()?.seq(), 4);
+    /// assert_eq!(sub.dropped(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+impl<P: fmt::Debug> fmt::Debug for Message<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Message");
+        d.field("kind", &self.kind)
+            .field("seq", &self.seq)
+            .field("channel", &self.channel);
+        if let Some(pattern) = &self.pattern {
+            d.field("pattern", pattern);
+        }
+        d.field("payload", &self.payload).finish()
+    }
+}

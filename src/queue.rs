@@ -1,0 +1,377 @@
+//! The bounded queue each subscriber owns.
+//!
+//! It knows nothing of brokers: it is a bounded FIFO of `T` with an overflow
+//! policy, a per-queue sequence number, blocking, timed and async pops, and
+//! a close switch. Publishers push under a short lock and never wait for
+//! space; the single consumer pops.
+//!
+//! # Design
+//!
+//! A `parking_lot::Mutex<VecDeque>` rather than a lock-free ring: overflow
+//! handling must remove the oldest element, count it and stamp the new one's
+//! sequence number as one atomic step, or the exact accounting
+//! (addressed = received + dropped + queued) and the gap-revealing sequence
+//! numbers could not be promised. An uncontended lock is two atomic
+//! operations, the same as a lock-free ring's head/tail CAS.
+//!
+//! Receivers that find the queue empty first spin briefly (watching an
+//! atomic length, so they do not bounce the lock's cache line), then park on
+//! a condition variable. Publishers only signal when someone is parked, so a
+//! busy consumer costs publishers nothing extra. Async receivers leave a
+//! `Waker` instead; both kinds are woken by push and by close.
+//!
+//! # States
+//!
+//! | status         | push                       | pop when empty      |
+//! |----------------|----------------------------|---------------------|
+//! | `Open`         | queued (or overflow rule)  | wait / `Empty`      |
+//! | `Closed`       | refused, not counted       | `Closed`            |
+//! | `Disconnected` | refused, not counted       | `Disconnected`      |
+//!
+//! `Open` becomes `Closed` through [`Queue::close`] and `Disconnected` when
+//! an overflow happens under [`OverflowPolicy::Disconnect`]; neither ever
+//! changes again. Elements already queued stay poppable in every state.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
+use crate::sync::{Condvar, Mutex};
+
+/// What a subscriber's full queue does with a new message.
+///
+/// Chosen per subscriber when it is created (see
+/// [`BrokerBuilder::overflow_policy`](crate::BrokerBuilder::overflow_policy)
+/// and [`Broker::subscriber_with`](crate::Broker::subscriber_with)). Whatever
+/// the policy, [`Broker::publish`](crate::Broker::publish) never blocks, and
+/// every lost message is counted in
+/// [`Subscriber::dropped`](crate::Subscriber::dropped) and shows as a jump in
+/// [`Message::seq`](crate::Message::seq).
+///
+/// # Examples
+///
+/// ```
+/// use tannoy::{Broker, OverflowPolicy};
+///
+/// let broker = Broker::builder().queue_capacity(2).build();
+/// let mut sub = broker.subscriber_with(OverflowPolicy::DropNewest);
+/// sub.subscribe(["c"]);
+/// for p in ["a", "b", "c"] {
+///     broker.publish("c", p);
+/// }
+/// assert_eq!(sub.try_recv()?.payload(), "a"); // "c" was refused
+/// assert_eq!(sub.dropped(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OverflowPolicy {
+    /// Discard the oldest queued message to make room (the default). The
+    /// subscriber always sees the most recent messages.
+    #[default]
+    DropOldest,
+    /// Discard the new message; the queue keeps the oldest ones.
+    DropNewest,
+    /// Redis's behaviour: the overflowing subscriber is unsubscribed from
+    /// everything at once, as Redis disconnects a pub/sub client over its
+    /// `client-output-buffer-limit`. Messages already queued can still be
+    /// received; after them, receiving reports
+    /// [`RecvError::Disconnected`](crate::RecvError::Disconnected).
+    Disconnect,
+}
+
+/// What became of one pushed element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Queued (possibly evicting the oldest element, which was counted).
+    Queued,
+    /// Addressed to the queue but discarded by `DropNewest`; counted.
+    Discarded,
+    /// Addressed to the queue, which overflowed under `Disconnect` and is now
+    /// disconnected; the element was discarded and counted. The caller must
+    /// unsubscribe the owner.
+    Disconnected,
+    /// The queue was already closed or disconnected: not addressed at all.
+    Refused,
+}
+
+impl Pushed {
+    /// Whether the element counts as addressed to the queue (Redis counts
+    /// such a delivery in `PUBLISH`'s reply).
+    pub(crate) fn addressed(self) -> bool {
+        self != Self::Refused
+    }
+}
+
+/// Lifecycle of a queue; see the module docs' state table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// Accepting pushes.
+    Open,
+    /// Closed by its owner; drains, then reports `Closed`.
+    Closed,
+    /// Overflowed under `Disconnect`; drains, then reports `Disconnected`.
+    Disconnected,
+}
+
+/// Everything behind the queue's lock.
+#[derive(Debug)]
+struct State<T> {
+    /// Queued elements with their sequence numbers, oldest first.
+    items: VecDeque<(u64, T)>,
+    /// Sequence number the next addressed element takes.
+    next_seq: u64,
+    /// Elements addressed to the queue and discarded by the policy.
+    dropped: u64,
+    /// Lifecycle.
+    status: Status,
+    /// The async receiver waiting for an element, if any.
+    waker: Option<Waker>,
+    /// Threads parked in a blocking pop.
+    sleepers: usize,
+}
+
+/// A bounded FIFO with an overflow policy; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Queue<T> {
+    /// Most elements held at once.
+    capacity: usize,
+    /// What a push to a full queue does.
+    policy: OverflowPolicy,
+    /// The queue proper.
+    state: Mutex<State<T>>,
+    /// Parked blocking receivers wait here.
+    available: Condvar,
+    /// `state.items.len()`, mirrored so spinning receivers and `len` can look
+    /// without taking the lock.
+    len: AtomicUsize,
+}
+
+/// Spin rounds a blocking receiver makes before parking. Each round doubles
+/// the spin (then yields), so the whole phase lasts a few microseconds:
+/// long enough to catch a publisher that is mid-burst on another core (a
+/// park/unpark pair costs several microseconds of syscalls), short enough
+/// not to burn a core when nothing is coming. Same shape as crossbeam's
+/// `Backoff::snooze`.
+const SPIN_ROUNDS: u32 = 10;
+/// Rounds that busy-spin; the rest call `yield_now`.
+const SPIN_ROUNDS_BUSY: u32 = 6;
+
+impl<T> Queue<T> {
+    /// A queue holding at most `capacity` elements (at least 1).
+    pub(crate) fn new(capacity: usize, policy: OverflowPolicy) -> Self {
+        debug_assert!(capacity > 0);
+        Self {
+            capacity,
+            policy,
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                next_seq: 0,
+                dropped: 0,
+                status: Status::Open,
+                waker: None,
+                sleepers: 0,
+            }),
+            available: Condvar::new(),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// Adds `value`, applying the overflow policy if the queue is full.
+    /// Never blocks beyond the queue's own short critical section.
+    pub(crate) fn push(&self, value: T) -> Pushed {
+        let mut state = self.state.lock();
+        if state.status != Status::Open {
+            return Pushed::Refused;
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let outcome = if state.items.len() < self.capacity {
+            state.items.push_back((seq, value));
+            Pushed::Queued
+        } else {
+            state.dropped += 1;
+            match self.policy {
+                OverflowPolicy::DropOldest => {
+                    // The evicted element is dropped after the lock is
+                    // released (end of this function), not under it.
+                    let evicted = state.items.pop_front();
+                    state.items.push_back((seq, value));
+                    let waker = state.waker.take();
+                    let sleepers = state.sleepers;
+                    drop(state);
+                    drop(evicted);
+                    self.wake(waker, sleepers, false);
+                    return Pushed::Queued;
+                }
+                OverflowPolicy::DropNewest => return Pushed::Discarded,
+                OverflowPolicy::Disconnect => {
+                    state.status = Status::Disconnected;
+                    Pushed::Disconnected
+                }
+            }
+        };
+        self.len.store(state.items.len(), Ordering::Release);
+        let waker = state.waker.take();
+        let sleepers = state.sleepers;
+        drop(state);
+        self.wake(waker, sleepers, outcome == Pushed::Disconnected);
+        outcome
+    }
+
+    /// Wakes whoever waits: the async receiver and parked threads (one for a
+    /// new element, all of them when the queue stops).
+    fn wake(&self, waker: Option<Waker>, sleepers: usize, all: bool) {
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        if sleepers > 0 {
+            if all {
+                self.available.notify_all();
+            } else {
+                self.available.notify_one();
+            }
+        }
+    }
+
+    /// Stops the queue: later pushes are refused; receivers drain what is
+    /// queued and then see `Closed`. Idempotent; a disconnected queue stays
+    /// disconnected.
+    pub(crate) fn close(&self) {
+        let mut state = self.state.lock();
+        if state.status == Status::Open {
+            state.status = Status::Closed;
+        }
+        let waker = state.waker.take();
+        let sleepers = state.sleepers;
+        drop(state);
+        self.wake(waker, sleepers, true);
+    }
+
+    /// Takes the oldest element without waiting.
+    pub(crate) fn try_pop(&self) -> Result<(u64, T), TryRecvError> {
+        let mut state = self.state.lock();
+        self.pop_locked(&mut state)
+            .map_err(|stopped| match stopped {
+                Some(err) => err.into(),
+                None => TryRecvError::Empty,
+            })
+    }
+
+    /// Takes the oldest element, waiting for one as long as the queue is
+    /// open.
+    pub(crate) fn pop(&self) -> Result<(u64, T), RecvError> {
+        self.pop_until(None).map_err(|err| match err {
+            RecvTimeoutError::Closed => RecvError::Closed,
+            RecvTimeoutError::Disconnected => RecvError::Disconnected,
+            // No deadline was given, so the wait cannot time out.
+            RecvTimeoutError::Timeout => unreachable!("pop without a deadline timed out"),
+        })
+    }
+
+    /// Takes the oldest element, waiting until `deadline` at most (forever
+    /// for `None`).
+    pub(crate) fn pop_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<(u64, T), RecvTimeoutError> {
+        self.spin_for_item();
+        let mut state = self.state.lock();
+        loop {
+            match self.pop_locked(&mut state) {
+                Ok(item) => return Ok(item),
+                Err(Some(stopped)) => return Err(stopped.into()),
+                Err(None) => {}
+            }
+            state.sleepers += 1;
+            let timed_out = match deadline {
+                Some(deadline) => self.available.wait_until(&mut state, deadline).timed_out(),
+                None => {
+                    self.available.wait(&mut state);
+                    false
+                }
+            };
+            state.sleepers -= 1;
+            if timed_out {
+                // One last look: an element may have arrived with the timeout.
+                return self
+                    .pop_locked(&mut state)
+                    .map_err(|stopped| match stopped {
+                        Some(err) => err.into(),
+                        None => RecvTimeoutError::Timeout,
+                    });
+            }
+        }
+    }
+
+    /// Polls for the oldest element, leaving `cx`'s waker to be woken by the
+    /// next push or by close. Nothing is taken unless `Ready(Ok)` is
+    /// returned, so dropping the caller's future loses nothing.
+    pub(crate) fn poll_pop(&self, cx: &mut Context<'_>) -> Poll<Result<(u64, T), RecvError>> {
+        let mut state = self.state.lock();
+        match self.pop_locked(&mut state) {
+            Ok(item) => Poll::Ready(Ok(item)),
+            Err(Some(stopped)) => Poll::Ready(Err(stopped)),
+            Err(None) => {
+                match &mut state.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    slot => *slot = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Pops under the lock: the element, or why there is none (`Some` when
+    /// the queue has stopped for good, `None` when it is merely empty).
+    fn pop_locked(&self, state: &mut State<T>) -> Result<(u64, T), Option<RecvError>> {
+        if let Some(item) = state.items.pop_front() {
+            self.len.store(state.items.len(), Ordering::Release);
+            return Ok(item);
+        }
+        match state.status {
+            Status::Open => Err(None),
+            Status::Closed => Err(Some(RecvError::Closed)),
+            Status::Disconnected => Err(Some(RecvError::Disconnected)),
+        }
+    }
+
+    /// Waits a few microseconds for an element to appear, without touching
+    /// the lock. Returns early as soon as one is visible.
+    fn spin_for_item(&self) {
+        for round in 0..SPIN_ROUNDS {
+            if self.len.load(Ordering::Acquire) > 0 {
+                return;
+            }
+            if round < SPIN_ROUNDS_BUSY {
+                for _ in 0..1u32 << round {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Elements queued now.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Most elements the queue holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The overflow policy.
+    pub(crate) fn policy(&self) -> OverflowPolicy {
+        self.policy
+    }
+
+    /// Elements addressed to the queue and discarded by its policy, in total.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.state.lock().dropped
+    }
+}
