@@ -375,3 +375,257 @@ impl<T> Queue<T> {
         self.state.lock().dropped
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::{Duration, Instant};
+
+    use proptest::prelude::*;
+
+    use super::{OverflowPolicy, Pushed, Queue};
+    use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
+
+    /// Drains a queue without blocking, returning (seq, value) pairs.
+    fn drain<T>(queue: &Queue<T>) -> Vec<(u64, T)> {
+        std::iter::from_fn(|| queue.try_pop().ok()).collect()
+    }
+
+    /// Counts wake-ups.
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Elements come out in the order they went in, numbered from 0.
+    #[test]
+    fn fifo_with_sequence_numbers() {
+        let q = Queue::new(4, OverflowPolicy::DropOldest);
+        for i in 0..3 {
+            assert_eq!(q.push(i), Pushed::Queued);
+        }
+        assert_eq!(q.len(), 3);
+        assert_eq!(drain(&q), [(0, 0), (1, 1), (2, 2)]);
+        assert_eq!(q.try_pop(), Err(TryRecvError::Empty));
+    }
+
+    /// A full drop-oldest queue evicts its oldest element, counts it and
+    /// leaves a gap in the sequence numbers exactly there.
+    #[test]
+    fn drop_oldest_evicts_and_counts() {
+        let q = Queue::new(2, OverflowPolicy::DropOldest);
+        for i in 0..5 {
+            assert_eq!(q.push(i), Pushed::Queued);
+        }
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.dropped(), 3);
+        assert_eq!(drain(&q), [(3, 3), (4, 4)]);
+    }
+
+    /// A full drop-newest queue refuses the new element but counts it and
+    /// still spends its sequence number.
+    #[test]
+    fn drop_newest_discards_and_counts() {
+        let q = Queue::new(2, OverflowPolicy::DropNewest);
+        assert_eq!(q.push('a'), Pushed::Queued);
+        assert_eq!(q.push('b'), Pushed::Queued);
+        assert_eq!(q.push('c'), Pushed::Discarded);
+        assert_eq!(q.dropped(), 1);
+        assert_eq!(drain(&q), [(0, 'a'), (1, 'b')]);
+        assert_eq!(q.push('d'), Pushed::Queued);
+        assert_eq!(drain(&q), [(3, 'd')]);
+    }
+
+    /// Overflow under `Disconnect` keeps what was queued, refuses everything
+    /// afterwards and reports `Disconnected` once drained.
+    #[test]
+    fn disconnect_drains_then_reports() {
+        let q = Queue::new(1, OverflowPolicy::Disconnect);
+        assert_eq!(q.push(1), Pushed::Queued);
+        assert_eq!(q.push(2), Pushed::Disconnected);
+        assert_eq!(q.push(3), Pushed::Refused);
+        assert_eq!(q.dropped(), 1);
+        assert_eq!(q.pop(), Ok((0, 1)));
+        assert_eq!(q.pop(), Err(RecvError::Disconnected));
+        q.close();
+        assert_eq!(q.try_pop(), Err(TryRecvError::Disconnected));
+    }
+
+    /// Close refuses new elements, keeps queued ones, and then reports
+    /// `Closed` on every kind of pop.
+    #[test]
+    fn close_drains_then_reports() {
+        let q = Queue::new(4, OverflowPolicy::DropOldest);
+        q.push(1);
+        q.close();
+        assert_eq!(q.push(2), Pushed::Refused);
+        assert!(!Pushed::Refused.addressed());
+        assert_eq!(q.pop(), Ok((0, 1)));
+        assert_eq!(q.pop(), Err(RecvError::Closed));
+        assert_eq!(q.try_pop(), Err(TryRecvError::Closed));
+        assert_eq!(
+            q.pop_until(Some(Instant::now())),
+            Err(RecvTimeoutError::Closed)
+        );
+    }
+
+    /// A timed pop on an empty open queue times out.
+    #[test]
+    fn pop_until_times_out() {
+        let q: Queue<u8> = Queue::new(1, OverflowPolicy::DropOldest);
+        let deadline = Instant::now() + Duration::from_millis(10);
+        assert_eq!(q.pop_until(Some(deadline)), Err(RecvTimeoutError::Timeout));
+        assert!(Instant::now() >= deadline);
+    }
+
+    /// A thread parked in `pop` is woken by a push and by close.
+    #[test]
+    fn parked_receiver_is_woken() {
+        let q = Arc::new(Queue::new(1, OverflowPolicy::DropOldest));
+        let receiver = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || (q.pop(), q.pop()))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        q.push(7);
+        std::thread::sleep(Duration::from_millis(20));
+        q.close();
+        assert_eq!(
+            receiver.join().unwrap(),
+            (Ok((0, 7)), Err(RecvError::Closed))
+        );
+    }
+
+    /// An async poll on an empty queue registers its waker, which the next
+    /// push wakes; the element is taken only by a ready poll.
+    #[test]
+    fn poll_registers_waker_and_push_wakes_it() {
+        let q = Queue::new(2, OverflowPolicy::DropOldest);
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&counter));
+        let mut cx = Context::from_waker(&waker);
+        assert!(q.poll_pop(&mut cx).is_pending());
+        assert!(q.poll_pop(&mut cx).is_pending()); // same waker kept once
+        q.push('x');
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert_eq!(q.poll_pop(&mut cx), Poll::Ready(Ok((0, 'x'))));
+        assert!(q.poll_pop(&mut cx).is_pending());
+        q.close();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 2);
+        assert_eq!(q.poll_pop(&mut cx), Poll::Ready(Err(RecvError::Closed)));
+    }
+
+    /// Every pushed element is dropped exactly once, whether evicted or
+    /// left in the queue when it is dropped.
+    #[test]
+    fn every_element_dropped_exactly_once() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        struct Counted(Arc<AtomicUsize>);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let q = Queue::new(3, OverflowPolicy::DropOldest);
+        for _ in 0..10 {
+            q.push(Counted(Arc::clone(&drops)));
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 7);
+        drop(q.try_pop());
+        assert_eq!(drops.load(Ordering::SeqCst), 8);
+        drop(q);
+        assert_eq!(drops.load(Ordering::SeqCst), 10);
+    }
+
+    /// One step of the model test.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Push(u8),
+        Pop,
+        Close,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => any::<u8>().prop_map(Op::Push),
+            3 => Just(Op::Pop),
+            1 => Just(Op::Close),
+        ]
+    }
+
+    fn policy() -> impl Strategy<Value = OverflowPolicy> {
+        prop_oneof![
+            Just(OverflowPolicy::DropOldest),
+            Just(OverflowPolicy::DropNewest),
+            Just(OverflowPolicy::Disconnect),
+        ]
+    }
+
+    proptest! {
+        /// The queue behaves exactly like a `VecDeque` with the policy
+        /// applied by hand, and its accounting always balances.
+        #[test]
+        fn prop_queue_matches_vecdeque_model(
+            capacity in 1usize..5,
+            policy in policy(),
+            ops in proptest::collection::vec(op(), 0..64),
+        ) {
+            let q = Queue::new(capacity, policy);
+            let mut model: VecDeque<(u64, u8)> = VecDeque::new();
+            let (mut next_seq, mut dropped, mut popped) = (0u64, 0u64, 0u64);
+            let mut stopped: Option<TryRecvError> = None;
+            for op in ops {
+                match op {
+                    Op::Push(v) => {
+                        let expected = if stopped.is_some() {
+                            Pushed::Refused
+                        } else {
+                            let seq = next_seq;
+                            next_seq += 1;
+                            if model.len() < capacity {
+                                model.push_back((seq, v));
+                                Pushed::Queued
+                            } else {
+                                dropped += 1;
+                                match policy {
+                                    OverflowPolicy::DropOldest => {
+                                        model.pop_front();
+                                        model.push_back((seq, v));
+                                        Pushed::Queued
+                                    }
+                                    OverflowPolicy::DropNewest => Pushed::Discarded,
+                                    OverflowPolicy::Disconnect => {
+                                        stopped = Some(TryRecvError::Disconnected);
+                                        Pushed::Disconnected
+                                    }
+                                }
+                            }
+                        };
+                        prop_assert_eq!(q.push(v), expected);
+                    }
+                    Op::Pop => {
+                        let expected = model
+                            .pop_front()
+                            .ok_or(stopped.unwrap_or(TryRecvError::Empty));
+                        popped += u64::from(expected.is_ok());
+                        prop_assert_eq!(q.try_pop(), expected);
+                    }
+                    Op::Close => {
+                        q.close();
+                        stopped.get_or_insert(TryRecvError::Closed);
+                    }
+                }
+                prop_assert!(q.len() <= capacity);
+                prop_assert_eq!(q.len(), model.len());
+                prop_assert_eq!(q.dropped(), dropped);
+                prop_assert_eq!(next_seq, popped + dropped + model.len() as u64);
+            }
+        }
+    }
+}
