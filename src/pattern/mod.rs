@@ -10,7 +10,10 @@
 
 pub(crate) mod compiled;
 pub(crate) mod index;
+pub(crate) mod parse;
 pub(crate) mod reference;
+#[cfg(test)]
+pub(crate) mod testgen;
 
 use std::fmt;
 
