@@ -1,0 +1,688 @@
+//! Backpressure: bounded queues, the three overflow policies, exact loss
+//! accounting, and that a slow or broken consumer never blocks or breaks
+//! publishing.
+
+use std::collections::BTreeSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tannoy::{
+    Broker, BrokerBuilder, Message, OverflowPolicy, RecvError, RecvTimeoutError, Subscriber,
+    TryRecvError, glob_match,
+};
+
+/// No names, for the "all" form of the unsubscribe calls.
+const ALL: [&str; 0] = [];
+
+/// How long a hang guard waits before declaring a deadlock. Generous: it
+/// only turns a hang into a failure, it never measures speed.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
+/// Payloads of everything queued for `sub`, oldest first, as strings.
+fn payloads(sub: &Subscriber) -> Vec<String> {
+    sub.try_iter()
+        .map(|m| String::from_utf8(m.payload().to_vec()).unwrap())
+        .collect()
+}
+
+/// A small deterministic PRNG (xorshift64*), so scenarios are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    /// The next number in `0..n`.
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+    }
+}
+
+/// A queue never holds more than its capacity, however much is published.
+#[test]
+fn queue_never_holds_more_than_capacity() {
+    for capacity in [1, 2, 3, 7] {
+        let broker = Broker::builder().queue_capacity(capacity).build();
+        let mut sub = broker.subscriber();
+        sub.subscribe(["c"]);
+        sub.psubscribe(["c*", "*"]);
+        assert_eq!(sub.capacity(), capacity);
+        for i in 0..50 {
+            assert_eq!(broker.publish("c", format!("{i}")), 3);
+            assert!(sub.len() <= capacity, "len {} > {capacity}", sub.len());
+        }
+        assert_eq!(sub.len(), capacity);
+        assert_eq!(sub.try_iter().count(), capacity);
+        assert!(sub.is_empty());
+    }
+}
+
+/// Drop-oldest (the default) keeps the newest messages, counts each one it
+/// discards in `dropped()`, and `seq` shows exactly which were lost.
+#[test]
+fn drop_oldest_keeps_the_newest_and_counts_what_it_drops() {
+    let broker = Broker::builder().queue_capacity(3).build();
+    let mut sub = broker.subscriber();
+    assert_eq!(sub.overflow_policy(), OverflowPolicy::DropOldest);
+    sub.subscribe(["c"]);
+    for i in 0..10 {
+        assert_eq!(
+            broker.publish("c", format!("m{i}")),
+            1,
+            "a drop still counts"
+        );
+    }
+    assert_eq!(sub.dropped(), 7);
+    let got: Vec<Message> = sub.try_iter().collect();
+    let seqs: Vec<u64> = got.iter().map(Message::seq).collect();
+    assert_eq!(seqs, [7, 8, 9]);
+    let texts: Vec<&[u8]> = got.iter().map(|m| &m.payload()[..]).collect();
+    assert_eq!(texts, [b"m7", b"m8", b"m9"]);
+}
+
+/// Seq gaps between received messages add up to `dropped()` exactly, with
+/// reads interleaved with overflowing bursts.
+#[test]
+fn seq_gaps_show_exactly_what_was_dropped() {
+    let broker = Broker::builder().queue_capacity(2).build();
+    let mut sub = broker.subscriber();
+    sub.subscribe(["c"]);
+    let mut published = 0u64;
+    let mut next_expected = 0u64;
+    let mut gaps = 0u64;
+    for burst in [1, 5, 2, 3, 9, 1, 1, 4] {
+        for _ in 0..burst {
+            broker.publish("c", published.to_string());
+            published += 1;
+        }
+        // Read one message only, leaving the rest to be overwritten.
+        let msg = sub.try_recv().unwrap();
+        assert_eq!(msg.payload(), msg.seq().to_string().as_str());
+        assert!(msg.seq() >= next_expected);
+        gaps += msg.seq() - next_expected;
+        next_expected = msg.seq() + 1;
+        assert_eq!(gaps, sub.dropped(), "gaps so far must equal drops so far");
+    }
+    for msg in sub.try_iter() {
+        gaps += msg.seq() - next_expected;
+        next_expected = msg.seq() + 1;
+    }
+    assert_eq!(
+        next_expected, published,
+        "the newest message is never dropped"
+    );
+    assert_eq!(gaps, sub.dropped());
+}
+
+/// Lag is per subscriber: one subscriber overflowing costs the others
+/// nothing.
+#[test]
+fn lag_is_per_subscriber() {
+    let broker = Broker::builder().queue_capacity(4).build();
+    let mut slow = broker.subscriber();
+    let mut fast = broker.subscriber();
+    slow.subscribe(["c"]);
+    fast.subscribe(["c"]);
+    for i in 0..100 {
+        assert_eq!(broker.publish("c", format!("{i}")), 2);
+        assert_eq!(fast.try_recv().unwrap().seq(), i);
+    }
+    assert_eq!(fast.dropped(), 0);
+    assert_eq!(slow.dropped(), 96);
+    assert_eq!(payloads(&slow), ["96", "97", "98", "99"]);
+}
+
+/// Pattern and exact messages share one queue: drop-oldest evicts whichever
+/// is oldest, whatever its kind.
+#[test]
+fn drop_oldest_evicts_across_message_kinds() {
+    let broker = Broker::builder().queue_capacity(2).build();
+    let mut sub = broker.subscriber();
+    sub.subscribe(["c"]);
+    sub.psubscribe(["c*"]);
+    sub.ssubscribe(["c"]);
+    assert_eq!(broker.publish("c", "1"), 2);
+    assert_eq!(broker.spublish("c", "2"), 1);
+    // Exact "1" was evicted; the pattern copy of "1" and the shard "2" stay.
+    let got: Vec<Message> = sub.try_iter().collect();
+    assert_eq!(got.len(), 2);
+    assert_eq!((got[0].seq(), got[0].pattern().unwrap()), (1, &"c*".into()));
+    assert_eq!(
+        (got[1].seq(), got[1].kind()),
+        (2, tannoy::MessageKind::SMessage)
+    );
+    assert_eq!(sub.dropped(), 1);
+}
+
+/// For every subscriber, whatever its capacity, policy, channels and
+/// patterns: messages addressed to it = received + `dropped()` + still
+/// queued, and `publish` returns the sum of what it addressed.
+#[test]
+fn accounting_is_exact_for_every_subscriber() {
+    /// Names published and subscribed to.
+    const NAMES: [&[u8]; 7] = [b"a", b"b", b"ab", b"ba", b"", b"a*", b"\x80"];
+    /// Patterns subscribed to.
+    const PATTERNS: [&[u8]; 6] = [b"a*", b"*", b"?", b"[ab]b", b"*a", b""];
+
+    /// One subscriber and what the test knows about it.
+    struct Tracked {
+        /// The subscriber.
+        sub: Subscriber,
+        /// Channels held.
+        channels: BTreeSet<&'static [u8]>,
+        /// Patterns held.
+        patterns: BTreeSet<&'static [u8]>,
+        /// Shard channels held.
+        shards: BTreeSet<&'static [u8]>,
+        /// Messages addressed to it, computed independently.
+        addressed: u64,
+        /// Messages received.
+        received: u64,
+        /// `seq` the next received message must exceed or equal.
+        next_seq: u64,
+    }
+
+    for (capacity, seed) in [(1, 1), (2, 2), (3, 3), (5, 4), (2, 5), (1, 6)] {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed);
+        let broker = Broker::builder().queue_capacity(capacity).build();
+        let mut subs: Vec<Tracked> = (0..5)
+            .map(|i| Tracked {
+                sub: broker.subscriber_with(if i % 2 == 0 {
+                    OverflowPolicy::DropOldest
+                } else {
+                    OverflowPolicy::DropNewest
+                }),
+                channels: BTreeSet::new(),
+                patterns: BTreeSet::new(),
+                shards: BTreeSet::new(),
+                addressed: 0,
+                received: 0,
+                next_seq: 0,
+            })
+            .collect();
+
+        for _ in 0..3000 {
+            let t = &mut subs[rng.below(5)];
+            match rng.below(10) {
+                0 => {
+                    let name = NAMES[rng.below(NAMES.len())];
+                    t.sub.subscribe([name]);
+                    t.channels.insert(name);
+                }
+                1 => {
+                    let pattern = PATTERNS[rng.below(PATTERNS.len())];
+                    t.sub.psubscribe([pattern]);
+                    t.patterns.insert(pattern);
+                }
+                2 => {
+                    let name = NAMES[rng.below(NAMES.len())];
+                    t.sub.ssubscribe([name]);
+                    t.shards.insert(name);
+                }
+                3 => {
+                    let name = NAMES[rng.below(NAMES.len())];
+                    let pattern = PATTERNS[rng.below(PATTERNS.len())];
+                    t.sub.unsubscribe([name]);
+                    t.sub.punsubscribe([pattern]);
+                    t.channels.remove(name);
+                    t.patterns.remove(pattern);
+                }
+                4 | 5 => {
+                    for _ in 0..rng.below(capacity + 2) {
+                        match t.sub.try_recv() {
+                            Ok(msg) => {
+                                assert!(msg.seq() >= t.next_seq, "seq went backwards");
+                                assert!(msg.seq() < t.addressed, "seq beyond addressed");
+                                t.next_seq = msg.seq() + 1;
+                                t.received += 1;
+                            }
+                            Err(TryRecvError::Empty) => break,
+                            Err(err) => panic!("{err:?}"),
+                        }
+                    }
+                }
+                6 => {
+                    let name = NAMES[rng.below(NAMES.len())];
+                    let mut expected = 0;
+                    for t in &mut subs {
+                        let n = u64::from(t.shards.contains(name));
+                        t.addressed += n;
+                        expected += n as usize;
+                    }
+                    assert_eq!(broker.spublish(name, "s"), expected);
+                }
+                _ => {
+                    let name = NAMES[rng.below(NAMES.len())];
+                    let mut expected = 0;
+                    for t in &mut subs {
+                        let exact = u64::from(t.channels.contains(name));
+                        let by_pattern =
+                            t.patterns.iter().filter(|p| glob_match(p, name)).count() as u64;
+                        t.addressed += exact + by_pattern;
+                        expected += (exact + by_pattern) as usize;
+                    }
+                    assert_eq!(broker.publish(name, "p"), expected);
+                }
+            }
+            for t in &subs {
+                assert!(t.sub.len() <= capacity);
+                assert_eq!(
+                    t.addressed,
+                    t.received + t.sub.dropped() + t.sub.len() as u64,
+                    "addressed = received + dropped + queued (capacity {capacity}, {:?})",
+                    t.sub.overflow_policy()
+                );
+            }
+        }
+        for t in &subs {
+            assert!(t.addressed > 0, "scenario too weak: nothing addressed");
+        }
+        assert!(
+            subs.iter().any(|t| t.sub.dropped() > 0),
+            "scenario too weak: nothing dropped"
+        );
+    }
+}
+
+/// `publish` never blocks on a subscriber that never reads: a hundred
+/// thousand publishes to a stalled capacity-1 subscriber all complete, are
+/// all counted, and leave it holding the newest message.
+#[test]
+fn publish_never_blocks_on_a_stalled_subscriber() {
+    const N: u64 = 100_000;
+    let broker = Broker::builder().queue_capacity(1).build();
+    let mut stalled = broker.subscriber();
+    let mut stalled_newest = broker.subscriber_with(OverflowPolicy::DropNewest);
+    stalled.subscribe(["c"]);
+    stalled_newest.psubscribe(["c"]);
+
+    let (done, finished) = mpsc::channel();
+    let publisher = broker.clone();
+    let worker = std::thread::spawn(move || {
+        let mut counted = 0;
+        for i in 0..N {
+            counted += publisher.publish("c", i.to_string());
+        }
+        done.send(counted).unwrap();
+    });
+    let counted = finished
+        .recv_timeout(HANG_GUARD)
+        .expect("publish blocked on a stalled subscriber");
+    worker.join().unwrap();
+
+    assert_eq!(counted as u64, 2 * N);
+    assert_eq!(stalled.dropped(), N - 1);
+    assert_eq!(stalled_newest.dropped(), N - 1);
+    let last = stalled.try_recv().unwrap();
+    assert_eq!(
+        (last.seq(), last.payload()),
+        (N - 1, &(N - 1).to_string().into())
+    );
+    let first = stalled_newest.try_recv().unwrap();
+    assert_eq!((first.seq(), first.payload()), (0, &"0".into()));
+}
+
+/// Drop-newest keeps the oldest messages, discards new ones while full
+/// (still counting them as delivered), and the discarded ones use up `seq`
+/// numbers.
+#[test]
+fn drop_newest_keeps_the_oldest_and_counts_what_it_refuses() {
+    let broker = Broker::builder().queue_capacity(2).build();
+    let mut sub = broker.subscriber_with(OverflowPolicy::DropNewest);
+    assert_eq!(sub.overflow_policy(), OverflowPolicy::DropNewest);
+    sub.subscribe(["c"]);
+    for p in ["a", "b", "c", "d"] {
+        assert_eq!(broker.publish("c", p), 1);
+    }
+    assert_eq!(sub.dropped(), 2);
+    let got: Vec<Message> = sub.try_iter().collect();
+    let kept: Vec<(u64, &[u8])> = got.iter().map(|m| (m.seq(), &m.payload()[..])).collect();
+    assert_eq!(kept, [(0, &b"a"[..]), (1, &b"b"[..])]);
+
+    assert_eq!(broker.publish("c", "e"), 1);
+    let next = sub.try_recv().unwrap();
+    assert_eq!((next.seq(), next.payload()), (4, &"e".into()));
+    assert_eq!(sub.dropped(), 2);
+}
+
+/// The builder's policy applies to `subscriber()`; `subscriber_with`
+/// overrides it per subscriber.
+#[test]
+fn builder_policy_is_the_default_and_subscriber_with_overrides_it() {
+    let broker = Broker::builder()
+        .queue_capacity(1)
+        .overflow_policy(OverflowPolicy::DropNewest)
+        .build();
+    let mut newest = broker.subscriber();
+    let mut oldest = broker.subscriber_with(OverflowPolicy::DropOldest);
+    assert_eq!(newest.overflow_policy(), OverflowPolicy::DropNewest);
+    assert_eq!(oldest.overflow_policy(), OverflowPolicy::DropOldest);
+    newest.subscribe(["c"]);
+    oldest.subscribe(["c"]);
+    broker.publish("c", "1");
+    broker.publish("c", "2");
+    assert_eq!(payloads(&newest), ["1"]);
+    assert_eq!(payloads(&oldest), ["2"]);
+}
+
+/// Disconnect: the publish that overflows the queue still counts the
+/// subscriber; later publishes do not. Queued messages can still be
+/// received, then `recv` reports `Disconnected`, and keeps doing so.
+#[test]
+fn disconnect_counts_the_overflowing_publish_then_drains_and_reports_disconnected() {
+    let broker = Broker::builder().queue_capacity(2).build();
+    let mut sub = broker.subscriber_with(OverflowPolicy::Disconnect);
+    sub.subscribe(["c"]);
+    assert_eq!(broker.publish("c", "1"), 1);
+    assert_eq!(broker.publish("c", "2"), 1);
+    assert!(!sub.is_disconnected());
+    assert_eq!(
+        broker.publish("c", "3"),
+        1,
+        "the overflowing publish counts"
+    );
+    assert!(sub.is_disconnected());
+    assert_eq!(broker.publish("c", "4"), 0, "later publishes do not");
+
+    assert_eq!(sub.dropped(), 1);
+    assert_eq!(sub.recv().unwrap().payload(), "1");
+    assert_eq!(sub.recv().unwrap().payload(), "2");
+    assert_eq!(sub.recv(), Err(RecvError::Disconnected));
+    assert_eq!(sub.recv(), Err(RecvError::Disconnected));
+    assert_eq!(sub.try_recv(), Err(TryRecvError::Disconnected));
+    assert_eq!(
+        sub.recv_timeout(Duration::from_secs(3600)),
+        Err(RecvTimeoutError::Disconnected)
+    );
+    assert_eq!(sub.iter().count(), 0);
+}
+
+/// Disconnect unsubscribes the subscriber from everything at once: numsub,
+/// numpat, shard_numsub and channels reflect it as soon as the overflowing
+/// publish returns, and its own view is empty.
+#[test]
+fn disconnect_removes_all_subscriptions_at_once() {
+    let broker = Broker::builder().queue_capacity(1).build();
+    let mut sub = broker.subscriber_with(OverflowPolicy::Disconnect);
+    let mut other = broker.subscriber();
+    sub.subscribe(["c", "d"]);
+    sub.psubscribe(["p*", "shared*"]);
+    sub.ssubscribe(["s"]);
+    other.psubscribe(["shared*"]);
+    assert_eq!(broker.numpat(), 2);
+
+    broker.publish("d", "fills the queue");
+    broker.publish("c", "overflows");
+    assert!(sub.is_disconnected());
+    assert_eq!(
+        broker.numsub(["c", "d"])[0].1 + broker.numsub(["c", "d"])[1].1,
+        0
+    );
+    assert_eq!(broker.numpat(), 1);
+    assert_eq!(broker.shard_numsub(["s"])[0].1, 0);
+    assert!(broker.channels(None).is_empty());
+    assert!(broker.shard_channels(None).is_empty());
+    assert_eq!(sub.subscription_count(), 0);
+    assert_eq!(sub.shard_subscription_count(), 0);
+    assert!(sub.channels().is_empty() && sub.patterns().is_empty());
+    assert!(sub.shard_channels().is_empty());
+    assert_eq!(
+        broker.publish("shared1", "x"),
+        1,
+        "only the other subscriber"
+    );
+    assert_eq!(broker.spublish("s", "x"), 0);
+}
+
+/// A disconnected subscriber ignores new subscriptions: every subscribe
+/// call is a no-op returning 0, and it is never counted again.
+#[test]
+fn subscribe_on_a_disconnected_subscriber_is_a_noop_returning_zero() {
+    let broker = Broker::builder().queue_capacity(1).build();
+    let mut sub = broker.subscriber_with(OverflowPolicy::Disconnect);
+    sub.subscribe(["c"]);
+    broker.publish("c", "1");
+    broker.publish("c", "2");
+    assert!(sub.is_disconnected());
+
+    assert_eq!(sub.subscribe(["c", "x"]), 0);
+    assert_eq!(sub.psubscribe(["*"]), 0);
+    assert_eq!(sub.ssubscribe(["s"]), 0);
+    assert_eq!(sub.unsubscribe(ALL), 0);
+    assert_eq!(sub.punsubscribe(ALL), 0);
+    assert_eq!(sub.sunsubscribe(ALL), 0);
+    assert_eq!(broker.numsub(["c", "x"])[1].1, 0);
+    assert_eq!(broker.numpat(), 0);
+    assert_eq!(broker.publish("x", "3"), 0);
+    assert_eq!(broker.spublish("s", "3"), 0);
+    assert_eq!(sub.recv().unwrap().payload(), "1");
+    assert_eq!(sub.try_recv(), Err(TryRecvError::Disconnected));
+}
+
+/// Disconnecting one subscriber leaves the others on the same channel
+/// subscribed and receiving.
+#[test]
+fn disconnect_leaves_other_subscribers_alone() {
+    let broker = Broker::builder().queue_capacity(1).build();
+    let mut strict = broker.subscriber_with(OverflowPolicy::Disconnect);
+    let mut lenient = broker.subscriber();
+    strict.subscribe(["c"]);
+    lenient.subscribe(["c"]);
+    assert_eq!(broker.publish("c", "1"), 2);
+    assert_eq!(broker.publish("c", "2"), 2);
+    assert_eq!(broker.publish("c", "3"), 1);
+    assert_eq!(broker.numsub(["c"])[0].1, 1);
+    assert_eq!(payloads(&lenient), ["3"]);
+    assert!(!lenient.is_disconnected());
+}
+
+/// Redis counts every message of the publish that overflows a client, one
+/// per matching subscription (its reply counter does not look at the
+/// client's state): a Disconnect subscriber holding the channel and two
+/// matching patterns is counted 3 by that publish, as `publish`'s doc says
+/// ("once if it holds the channel, plus once per pattern it holds").
+#[test]
+fn disconnect_counts_every_delivery_of_the_overflowing_publish() {
+    let broker = Broker::builder().queue_capacity(1).build();
+    let mut sub = broker.subscriber_with(OverflowPolicy::Disconnect);
+    sub.subscribe(["c"]);
+    sub.psubscribe(["c*", "*"]);
+    // Fill the queue through one pattern only.
+    assert_eq!(broker.publish("x", "fill"), 1);
+    // The exact delivery overflows; the subscriber still holds both
+    // matching patterns while this publish runs.
+    assert_eq!(broker.publish("c", "overflow"), 3);
+    assert!(sub.is_disconnected());
+    assert_eq!(broker.publish("c", "later"), 0);
+}
+
+/// A payload whose `Clone` panics once its budget is spent; it records its
+/// live copies so tests can also see that nothing leaks.
+#[derive(Debug)]
+struct Fragile {
+    /// Clones still allowed, shared by every copy.
+    clones_left: Arc<AtomicIsize>,
+    /// Which publish it was.
+    id: u32,
+}
+
+impl Clone for Fragile {
+    fn clone(&self) -> Self {
+        if self.clones_left.fetch_sub(1, Ordering::SeqCst) <= 0 {
+            panic!("Fragile::clone: budget spent (payload {})", self.id);
+        }
+        Self {
+            clones_left: Arc::clone(&self.clones_left),
+            id: self.id,
+        }
+    }
+}
+
+/// `Fragile` payload `id` allowing `clones` clones.
+fn fragile(id: u32, clones: isize) -> Fragile {
+    Fragile {
+        clones_left: Arc::new(AtomicIsize::new(clones)),
+        id,
+    }
+}
+
+/// A publish whose payload `Clone` panics propagates the panic but leaves
+/// the broker usable: later publishes, subscribes, introspection and
+/// receives work, from this thread and others.
+#[test]
+fn panicking_clone_leaves_the_broker_usable() {
+    let broker = BrokerBuilder::<Fragile>::new().queue_capacity(8).build();
+    let mut a = broker.subscriber();
+    let mut b = broker.subscriber();
+    let mut p = broker.subscriber();
+    a.subscribe(["c"]);
+    b.subscribe(["c"]);
+    p.psubscribe(["c*"]);
+
+    // Exact-and-pattern path, then exact-only path.
+    let boom = catch_unwind(AssertUnwindSafe(|| broker.publish("c", fragile(1, 0))));
+    assert!(boom.is_err(), "the clone panic propagates to the publisher");
+    drop(p);
+    let boom = catch_unwind(AssertUnwindSafe(|| broker.publish("c", fragile(2, 0))));
+    assert!(boom.is_err());
+
+    assert_eq!(broker.publish("c", fragile(3, isize::MAX)), 2);
+    for sub in [&a, &b] {
+        let ids: Vec<u32> = sub.try_iter().map(|m| m.payload().id).collect();
+        assert_eq!(ids.last(), Some(&3), "the good publish arrived: {ids:?}");
+        assert!(ids.len() <= 3, "nothing arrived twice: {ids:?}");
+    }
+
+    // Every lock is free: another thread can subscribe, publish, inspect.
+    let other = broker.clone();
+    std::thread::spawn(move || {
+        let mut sub = other.subscriber();
+        assert_eq!(sub.subscribe(["c", "d"]), 2);
+        assert_eq!(sub.psubscribe(["c*"]), 3);
+        assert_eq!(other.publish("c", fragile(4, isize::MAX)), 4);
+        assert_eq!(sub.recv().unwrap().payload().id, 4);
+        assert_eq!(other.numsub(["c"])[0].1, 3);
+        assert_eq!(other.numpat(), 1);
+        assert_eq!(other.channels(None).len(), 2);
+    })
+    .join()
+    .unwrap();
+    a.unsubscribe(ALL);
+    assert_eq!(broker.numsub(["c"])[0].1, 1);
+    assert_eq!(b.recv().unwrap().payload().id, 4);
+    broker.close();
+    assert_eq!(b.recv().unwrap_err(), RecvError::Closed);
+}
+
+/// A clone panic in the middle of a publish must not leave a subscriber
+/// that this publish disconnected half-removed: once the panic has
+/// propagated, the disconnected subscriber holds no subscriptions and is
+/// not counted by `numsub`, as `is_disconnected`'s doc promises.
+#[test]
+fn panicking_clone_does_not_leave_a_disconnected_subscriber_subscribed() {
+    let broker = BrokerBuilder::<Fragile>::new().queue_capacity(1).build();
+    let mut strict = broker.subscriber_with(OverflowPolicy::Disconnect);
+    let mut second = broker.subscriber();
+    let mut third = broker.subscriber();
+    strict.subscribe(["c"]);
+    second.subscribe(["c"]);
+    third.subscribe(["c"]);
+    assert_eq!(broker.publish("c", fragile(1, isize::MAX)), 3);
+
+    // One clone allowed: `strict` gets it and overflows (disconnected), the
+    // clone for `second` panics.
+    let boom = catch_unwind(AssertUnwindSafe(|| broker.publish("c", fragile(2, 1))));
+    assert!(boom.is_err());
+    assert_eq!(strict.recv().unwrap().payload().id, 1);
+    assert_eq!(strict.try_recv().unwrap_err(), TryRecvError::Disconnected);
+
+    assert!(
+        strict.is_disconnected(),
+        "recv says disconnected, so must this"
+    );
+    assert!(strict.channels().is_empty());
+    assert_eq!(broker.numsub(["c"])[0].1, 2);
+    assert_eq!(broker.publish("c", fragile(3, isize::MAX)), 2);
+}
+
+/// A payload counting its live copies.
+#[derive(Debug)]
+struct Counted {
+    /// Live copies of all `Counted` values sharing this counter.
+    live: Arc<AtomicIsize>,
+}
+
+impl Counted {
+    /// A new value, counted.
+    fn new(live: &Arc<AtomicIsize>) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        Self {
+            live: Arc::clone(live),
+        }
+    }
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        Self::new(&self.live)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Every payload copy is dropped exactly once: after each publish the live
+/// copies are exactly those queued (evicted, refused and overflowing ones
+/// are freed at once), and none survive their subscribers and the broker.
+#[test]
+fn every_payload_copy_is_dropped_exactly_once() {
+    let live = Arc::new(AtomicIsize::new(0));
+    let broker = BrokerBuilder::<Counted>::new().queue_capacity(3).build();
+    let mut subs: Vec<Subscriber<Counted>> = Vec::new();
+    for policy in [
+        OverflowPolicy::DropOldest,
+        OverflowPolicy::DropNewest,
+        OverflowPolicy::Disconnect,
+        OverflowPolicy::DropOldest,
+    ] {
+        let mut sub = broker.subscriber_with(policy);
+        sub.subscribe(["c", "d"]);
+        sub.psubscribe(["c*", "*"]);
+        subs.push(sub);
+    }
+    let queued = |subs: &[Subscriber<Counted>]| subs.iter().map(|s| s.len()).sum::<usize>();
+
+    for i in 0..200 {
+        let channel = if i % 3 == 0 { "d" } else { "c" };
+        broker.publish(channel, Counted::new(&live));
+        assert_eq!(live.load(Ordering::SeqCst), queued(&subs) as isize);
+        if i % 7 == 0 {
+            // Receive one and drop it.
+            let _ = subs[0].try_recv();
+            assert_eq!(live.load(Ordering::SeqCst), queued(&subs) as isize);
+        }
+        if i == 100 {
+            // A subscriber dropped with a full queue frees its messages.
+            drop(subs.remove(3));
+            assert_eq!(live.load(Ordering::SeqCst), queued(&subs) as isize);
+        }
+    }
+    assert!(subs[2].is_disconnected());
+    let received: Vec<Message<Counted>> = subs[2].try_iter().collect();
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        (queued(&subs) + received.len()) as isize
+    );
+    drop(received);
+    broker.close();
+    drop(broker);
+    assert_eq!(live.load(Ordering::SeqCst), queued(&subs) as isize);
+    drop(subs);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
