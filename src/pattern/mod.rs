@@ -8,9 +8,11 @@
 //! * [`index`] holds every subscribed pattern and answers "which patterns
 //!   match this channel" for `publish`.
 
+pub(crate) mod cache;
 pub(crate) mod compiled;
 pub(crate) mod index;
 pub(crate) mod parse;
+pub(crate) mod radix;
 pub(crate) mod reference;
 #[cfg(test)]
 pub(crate) mod testgen;
@@ -119,7 +121,11 @@ impl fmt::Debug for Pattern {
 
 #[cfg(test)]
 mod tests {
-    include!("../../tests/support/glob_table.rs");
+    #[allow(unreachable_pub, reason = "the shared table file is also a test crate's module")]
+    mod table {
+        include!("../../tests/support/glob_table.rs");
+    }
+    use table::redis_glob_table;
 
     /// The reference matcher gives Redis's answer on every verified row.
     #[test]
