@@ -7,12 +7,15 @@
 //!
 //! 1. the live-subscriber registry (`Inner::subscribers`);
 //! 2. one subscriber's `subscriptions`;
-//! 3. one channel shard, or the pattern index (never both at once);
-//! 4. one subscriber's queue.
+//! 3. one channel shard;
+//! 4. the pattern index;
+//! 5. one subscriber's queue.
 //!
-//! `publish` takes only 3 then 4 (a shard's or the index's read lock, then
-//! each receiving queue briefly), so publishers never wait for subscribers
-//! beyond a queue's short critical section. A subscriber that overflows
+//! `publish` takes only 3, 4 and 5: the channel's shard for the whole
+//! publish (so one channel's messages are delivered in one global order),
+//! the index's read lock while patterns are matched, and each receiving
+//! queue briefly. Publishers never wait for subscribers beyond a queue's
+//! short critical section. A subscriber that overflows
 //! under `Disconnect` is unsubscribed by the publishing thread after it has
 //! released every lock, starting again from 2.
 
@@ -25,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashMap};
 
-use crate::message::{Message, MessageKind};
+use crate::message::{Envelope, MessageKind};
 use crate::pattern::Pattern;
 use crate::pattern::index::PatternIndex;
 use crate::queue::{OverflowPolicy, Pushed};
@@ -61,7 +64,7 @@ struct CachePadded<T>(T);
 /// The broker's shared state; `Broker` and `Subscriber` handles point here.
 pub(crate) struct Inner<P> {
     /// Exact and shard channels, spread by channel hash.
-    shards: Box<[CachePadded<RwLock<Shard<P>>>]>,
+    shards: Box<[CachePadded<Mutex<Shard<P>>>]>,
     /// `shards.len() - 1`; the length is a power of two.
     shard_mask: usize,
     /// One hasher for every channel table, so a name is hashed once per
@@ -544,7 +547,7 @@ impl<P: Clone + Send + Sync + 'static> BrokerBuilder<P> {
     /// ```
     pub fn build(self) -> Broker<P> {
         let shards = (0..self.shards)
-            .map(|_| CachePadded(RwLock::new(Shard::default())))
+            .map(|_| CachePadded(Mutex::new(Shard::default())))
             .collect();
         Broker {
             inner: Arc::new(Inner {
@@ -653,7 +656,7 @@ impl<P> Inner<P> {
     }
 
     /// The shard holding the channel whose hash is `hash`.
-    fn shard(&self, hash: u64) -> &RwLock<Shard<P>> {
+    fn shard(&self, hash: u64) -> &Mutex<Shard<P>> {
         &self.shards[(hash >> SHARD_SHIFT) as usize & self.shard_mask].0
     }
 
@@ -662,7 +665,7 @@ impl<P> Inner<P> {
         let pattern = pattern.map(Pattern::new);
         let mut names = Vec::new();
         for shard in self.shards.iter() {
-            let shard = shard.0.read();
+            let shard = shard.0.lock();
             names.extend(
                 shard
                     .entries(ns)
@@ -686,7 +689,7 @@ impl<P> Inner<P> {
                 let hash = self.hash(name);
                 let count = self
                     .shard(hash)
-                    .read()
+                    .lock()
                     .find(ns, hash, name)
                     .map_or(0, |e| e.subscribers.len());
                 (Bytes::copy_from_slice(name), count)
@@ -739,7 +742,7 @@ impl<P> Inner<P> {
     /// Takes `subscriber` out of channel `name`'s entry.
     fn remove_channel(&self, ns: Namespace, name: &[u8], id: u64) {
         let hash = self.hash(name);
-        self.shard(hash).write().remove(ns, hash, name, id);
+        self.shard(hash).lock().remove(ns, hash, name, id);
     }
 
     /// Takes subscriber `id` out of `pattern`'s entry, dropping the pattern
@@ -783,7 +786,7 @@ impl<P: Clone + Send + Sync + 'static> Inner<P> {
                 held.insert(name.clone());
                 let hash = self.hash(&name);
                 self.shard(hash)
-                    .write()
+                    .lock()
                     .add(ns, hash, name, Arc::clone(subscriber), |n| self.hash(n));
             }
         }
@@ -899,56 +902,41 @@ impl<P: Clone + Send + Sync + 'static> Inner<P> {
         };
         let mut delivery = Delivery::default();
         let hash = self.hash(channel);
-        // The channel's name as shared `Bytes`, for pattern messages: the
-        // active channel's own name if there is one, else copied once.
-        let mut name = None;
-        {
-            let shard = self.shard(hash).read();
-            if let Some(entry) = shard.find(ns, hash, channel) {
-                if with_patterns {
-                    name = Some(entry.name.clone());
-                    for subscriber in &entry.subscribers {
-                        delivery.push(
-                            subscriber,
-                            Message::new(kind, entry.name.clone(), None, payload.clone()),
-                        );
-                    }
-                } else {
-                    // Exact subscribers only: the last one gets the payload
-                    // itself, saving a clone and a drop.
-                    let (last, rest) = entry
-                        .subscribers
-                        .split_last()
-                        .expect("an active channel has at least one subscriber");
-                    for subscriber in rest {
-                        delivery.push(
-                            subscriber,
-                            Message::new(kind, entry.name.clone(), None, payload.clone()),
-                        );
-                    }
-                    delivery.push(last, Message::new(kind, entry.name.clone(), None, payload));
-                    drop(shard);
-                    return delivery.finish(self);
-                }
+        // Held for the whole delivery, patterns included, so concurrent
+        // publishes to one channel reach every subscriber in the same order,
+        // as Redis's single command loop guarantees.
+        let shard = self.shard(hash).lock();
+        let entry = shard.find(ns, hash, channel);
+        if !with_patterns {
+            if let Some(entry) = entry {
+                // The common case: the payload moves into the one envelope,
+                // with no clone at all.
+                let envelope = Envelope::new(kind, entry.name.clone(), None, payload);
+                delivery.fan_out(&entry.subscribers, envelope);
             }
+            drop(shard);
+            return delivery.finish(self);
         }
-        if with_patterns {
-            let index = self.patterns.read();
-            index.for_each_match(channel, |pattern, subscribers| {
-                let name = name.get_or_insert_with(|| Bytes::copy_from_slice(channel));
-                for subscriber in subscribers {
-                    delivery.push(
-                        subscriber,
-                        Message::new(
-                            MessageKind::PMessage,
-                            name.clone(),
-                            Some(pattern.clone()),
-                            payload.clone(),
-                        ),
-                    );
-                }
-            });
-        }
+        // The channel's name as shared `Bytes` for pattern messages: the
+        // active channel's own, or else copied once, when a pattern matches.
+        let mut name = entry.map(|entry| {
+            let envelope = Envelope::new(kind, entry.name.clone(), None, payload.clone());
+            delivery.fan_out(&entry.subscribers, envelope);
+            entry.name.clone()
+        });
+        let index = self.patterns.read();
+        index.for_each_match(channel, |pattern, subscribers| {
+            let name = name.get_or_insert_with(|| Bytes::copy_from_slice(channel));
+            let envelope = Envelope::new(
+                MessageKind::PMessage,
+                name.clone(),
+                Some(pattern.clone()),
+                payload.clone(),
+            );
+            delivery.fan_out(subscribers, envelope);
+        });
+        drop(index);
+        drop(shard);
         delivery.finish(self)
     }
 }
@@ -972,9 +960,20 @@ impl<P> Default for Delivery<P> {
 }
 
 impl<P> Delivery<P> {
-    /// Queues `message` for `subscriber` and counts it if it was addressed.
-    fn push(&mut self, subscriber: &Arc<SubscriberShared<P>>, message: Message<P>) {
-        let pushed = subscriber.queue.push(message);
+    /// Queues `envelope` for each of `subscribers` (the last one gets the
+    /// reference itself, saving a clone) and counts the addressed ones.
+    fn fan_out(&mut self, subscribers: &[Arc<SubscriberShared<P>>], envelope: Arc<Envelope<P>>) {
+        if let Some((last, rest)) = subscribers.split_last() {
+            for subscriber in rest {
+                self.push(subscriber, Arc::clone(&envelope));
+            }
+            self.push(last, envelope);
+        }
+    }
+
+    /// Queues `envelope` for `subscriber` and counts it if it was addressed.
+    fn push(&mut self, subscriber: &Arc<SubscriberShared<P>>, envelope: Arc<Envelope<P>>) {
+        let pushed = subscriber.queue.push(envelope);
         self.count += usize::from(pushed.addressed());
         if pushed == Pushed::Disconnected {
             self.disconnected.push(Arc::clone(subscriber));

@@ -136,6 +136,8 @@
 //!   written a message to every client's buffer before it replies.
 //! * Messages published by one thread reach every subscriber in publish
 //!   order, across channels and patterns.
+//! * Messages published to one channel, by any threads, reach all of its
+//!   subscribers in the same order.
 //! * A subscriber receives only what was published after its subscribe call
 //!   returned; after an unsubscribe call returns, nothing more arrives
 //!   through that subscription (messages queued before it stay queued).
@@ -162,22 +164,31 @@
 //!   [`OverflowPolicy::Disconnect`] reproduces Redis's behaviour (by message
 //!   count rather than bytes) for code that must handle reconnects.
 //! * **Global order.** Redis runs one command at a time, so all subscribers
-//!   see concurrent publishes in one global order. tannoy guarantees order
-//!   per publishing thread; messages published *concurrently* by different
-//!   threads may be interleaved differently at different subscribers.
+//!   see all publishes in one global order. tannoy gives every subscriber
+//!   one channel's messages in the same order (publishes to a channel are
+//!   serialised), and each publishing thread's messages in publish order;
+//!   but messages published *concurrently* by different threads to
+//!   *different* channels may interleave differently at different
+//!   subscribers.
 //! * **No protocol.** There is no RESP, `PING`, `RESET`, subscribed-mode
 //!   gate or confirmation frames: subscribe calls return their count
 //!   directly, and `Message` carries what a push frame would.
 //!
 //! # Trade-offs
 //!
-//! Publishing takes a read lock on one of the channel registry's shards
-//! (chosen by the channel's hash) and, while any pattern is subscribed, a
-//! read lock on the pattern index; subscribing takes the matching write
-//! lock. Each delivery takes the receiving queue's lock for a few
-//! nanoseconds. This favours many publishers and fast, exactly-counted
-//! delivery over wait-free progress: a publisher can wait briefly on a
-//! subscriber's queue lock, but never for queue space.
+//! A publish locks one of the channel registry's shards (chosen by the
+//! channel's hash) for its duration and, while any pattern is subscribed,
+//! takes a read lock on the pattern index; it then takes each receiving
+//! queue's lock for a few nanoseconds. Subscribing takes the same shard lock
+//! or the index's write lock. This favours many publishers on different
+//! channels, a global order per channel and exactly-counted delivery over
+//! wait-free progress: a publisher can wait briefly on a lock, but never for
+//! queue space.
+//!
+//! Each publish allocates one small shared envelope per kind of delivery
+//! (the channel, and each matching pattern); subscribers receive a
+//! reference to it, so fan-out costs one reference-count increment per
+//! subscriber, whatever the payload type.
 
 #![forbid(unsafe_code)] // Lifting this would need a benchmark showing the win, and a miri job.
 #![doc(test(attr(deny(warnings))))]

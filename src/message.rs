@@ -1,6 +1,7 @@
 //! What a subscriber receives.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -83,10 +84,20 @@ impl fmt::Display for MessageKind {
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Message<P = Bytes> {
-    /// Which subscription delivered it.
-    kind: MessageKind,
     /// Position in this subscriber's stream; set when it is dequeued.
     seq: u64,
+    /// What every receiver of this delivery shares.
+    envelope: Arc<Envelope<P>>,
+}
+
+/// One publish as seen through one subscription kind (the channel, or one
+/// matching pattern), shared by every subscriber it reaches: fan-out costs
+/// one reference-count increment per subscriber, whatever `P` is, and the
+/// queue moves a 16-byte element rather than the whole message.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Envelope<P> {
+    /// Which subscription delivered it.
+    kind: MessageKind,
     /// The channel it was published to.
     channel: Bytes,
     /// The matching pattern, for `PMessage` only.
@@ -95,28 +106,27 @@ pub struct Message<P = Bytes> {
     payload: P,
 }
 
-impl<P> Message<P> {
-    /// Builds a message not yet sequenced (the subscriber's queue assigns
-    /// `seq` when it accepts it).
+impl<P> Envelope<P> {
+    /// Wraps one delivery's contents for sharing.
     pub(crate) fn new(
         kind: MessageKind,
         channel: Bytes,
         pattern: Option<Bytes>,
         payload: P,
-    ) -> Self {
-        Self {
+    ) -> Arc<Self> {
+        Arc::new(Self {
             kind,
-            seq: 0,
             channel,
             pattern,
             payload,
-        }
+        })
     }
+}
 
-    /// Stamps the position the subscriber's queue gave this message.
-    pub(crate) fn with_seq(mut self, seq: u64) -> Self {
-        self.seq = seq;
-        self
+impl<P> Message<P> {
+    /// The message as dequeued at position `seq`.
+    pub(crate) fn new(seq: u64, envelope: Arc<Envelope<P>>) -> Self {
+        Self { seq, envelope }
     }
 
     /// Which kind of subscription delivered this message.
@@ -132,7 +142,7 @@ impl<P> Message<P> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn kind(&self) -> MessageKind {
-        self.kind
+        self.envelope.kind
     }
 
     /// The channel the message was published to (for a pattern message,
@@ -149,7 +159,7 @@ impl<P> Message<P> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn channel(&self) -> &Bytes {
-        &self.channel
+        &self.envelope.channel
     }
 
     /// The pattern that matched, exactly as subscribed; `None` unless
@@ -166,7 +176,7 @@ impl<P> Message<P> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pattern(&self) -> Option<&Bytes> {
-        self.pattern.as_ref()
+        self.envelope.pattern.as_ref()
     }
 
     /// The published value.
@@ -182,26 +192,7 @@ impl<P> Message<P> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn payload(&self) -> &P {
-        &self.payload
-    }
-
-    /// Takes the published value out of the message.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use tannoy::BrokerBuilder;
-    ///
-    /// let broker = BrokerBuilder::<Arc<u32>>::new().build();
-    /// let mut sub = broker.subscriber();
-    /// sub.subscribe(["scores"]);
-    /// broker.publish("scores", Arc::new(42));
-    /// assert_eq!(*sub.try_recv()?.into_payload(), 42);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn into_payload(self) -> P {
-        self.payload
+        &self.envelope.payload
     }
 
     /// This message's position in its subscriber's stream: the number of
@@ -236,12 +227,37 @@ impl<P> Message<P> {
 impl<P: fmt::Debug> fmt::Debug for Message<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Message");
-        d.field("kind", &self.kind)
+        d.field("kind", &self.envelope.kind)
             .field("seq", &self.seq)
-            .field("channel", &self.channel);
-        if let Some(pattern) = &self.pattern {
+            .field("channel", &self.envelope.channel);
+        if let Some(pattern) = &self.envelope.pattern {
             d.field("pattern", pattern);
         }
-        d.field("payload", &self.payload).finish()
+        d.field("payload", &self.envelope.payload).finish()
+    }
+}
+
+impl<P: Clone> Message<P> {
+    /// Takes the published value out of the message (cloning it only if
+    /// other subscribers still hold the same delivery).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tannoy::BrokerBuilder;
+    ///
+    /// let broker = BrokerBuilder::<Arc<u32>>::new().build();
+    /// let mut sub = broker.subscriber();
+    /// sub.subscribe(["scores"]);
+    /// broker.publish("scores", Arc::new(42));
+    /// assert_eq!(*sub.try_recv()?.into_payload(), 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_payload(self) -> P {
+        match Arc::try_unwrap(self.envelope) {
+            Ok(envelope) => envelope.payload,
+            Err(shared) => shared.payload.clone(),
+        }
     }
 }

@@ -13,7 +13,7 @@ use hashbrown::HashSet;
 
 use crate::broker::Inner;
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
-use crate::message::Message;
+use crate::message::{Envelope, Message};
 use crate::queue::{OverflowPolicy, Queue};
 use crate::shard::Namespace;
 use crate::sync::Mutex;
@@ -54,7 +54,7 @@ pub(crate) struct SubscriberShared<P> {
     /// Unique within its broker; identifies it in channel entries.
     id: u64,
     /// Its one bounded queue.
-    pub(crate) queue: Queue<Message<P>>,
+    pub(crate) queue: Queue<Arc<Envelope<P>>>,
     /// Its subscriptions. Lock order: this before any shard or the pattern
     /// index (see `broker.rs`).
     pub(crate) subscriptions: Mutex<Subscriptions>,
@@ -299,7 +299,10 @@ impl<P> Subscriber<P> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv(&self) -> Result<Message<P>, RecvError> {
-        self.shared.queue.pop().map(|(seq, msg)| msg.with_seq(seq))
+        self.shared
+            .queue
+            .pop()
+            .map(|(seq, envelope)| Message::new(seq, envelope))
     }
 
     /// Receives the oldest queued message if there is one, without waiting.
@@ -326,7 +329,7 @@ impl<P> Subscriber<P> {
         self.shared
             .queue
             .try_pop()
-            .map(|(seq, msg)| msg.with_seq(seq))
+            .map(|(seq, envelope)| Message::new(seq, envelope))
     }
 
     /// Receives the oldest queued message, waiting at most `timeout` for one.
@@ -351,7 +354,7 @@ impl<P> Subscriber<P> {
         self.shared
             .queue
             .pop_until(deadline)
-            .map(|(seq, msg)| msg.with_seq(seq))
+            .map(|(seq, envelope)| Message::new(seq, envelope))
     }
 
     /// Receives the oldest queued message, waiting until `deadline` at most.
@@ -375,7 +378,7 @@ impl<P> Subscriber<P> {
         self.shared
             .queue
             .pop_until(Some(deadline))
-            .map(|(seq, msg)| msg.with_seq(seq))
+            .map(|(seq, envelope)| Message::new(seq, envelope))
     }
 
     /// Receives the oldest queued message asynchronously.
@@ -658,7 +661,7 @@ impl<P> Stream for Subscriber<P> {
         self.shared
             .queue
             .poll_pop(cx)
-            .map(|res| res.ok().map(|(seq, msg)| msg.with_seq(seq)))
+            .map(|res| res.ok().map(|(seq, envelope)| Message::new(seq, envelope)))
     }
 }
 
@@ -680,7 +683,7 @@ impl<P> Future for Recv<'_, P> {
             .shared
             .queue
             .poll_pop(cx)
-            .map(|res| res.map(|(seq, msg)| msg.with_seq(seq)))
+            .map(|res| res.map(|(seq, envelope)| Message::new(seq, envelope)))
     }
 }
 

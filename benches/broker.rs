@@ -1,0 +1,165 @@
+//! tannoy beside its peers, in the same criterion groups, so every number
+//! reads as a ratio measured in one run on one machine.
+//!
+//! Run: `cargo bench --bench broker` (add `-- <group>` to pick one).
+
+use std::hint::black_box;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use tannoy::Broker;
+
+/// A payload like a small JSON event, heap-allocated as real payloads are:
+/// cloning it is an atomic reference-count increment for every contender.
+fn payload() -> Bytes {
+    Bytes::copy_from_slice(br#"{"model":"gpt-5","version":2,"status":"ready"}"#)
+}
+
+/// Publish then receive on the same thread, one exact subscriber, against
+/// the floor: a raw crossbeam bounded channel sending the same `Bytes`.
+fn publish_recv_one(c: &mut Criterion) {
+    let mut group = c.benchmark_group("publish_recv_one");
+    group.throughput(Throughput::Elements(1));
+
+    let broker = Broker::new();
+    let mut sub = broker.subscriber();
+    sub.subscribe(["ai:models:updated"]);
+    let p = payload();
+    group.bench_function("tannoy", |b| {
+        b.iter(|| {
+            broker.publish(black_box("ai:models:updated"), p.clone());
+            black_box(sub.try_recv().unwrap());
+        })
+    });
+
+    let (tx, rx) = crossbeam_channel::bounded::<Bytes>(1024);
+    group.bench_function("crossbeam_channel", |b| {
+        b.iter(|| {
+            tx.send(black_box(p.clone())).unwrap();
+            black_box(rx.try_recv().unwrap());
+        })
+    });
+    group.finish();
+}
+
+/// One publish delivered to n subscribers, each of which then receives it;
+/// throughput is deliveries. The peer is tokio's broadcast channel with the
+/// same number of receivers.
+fn fanout(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fanout");
+    for n in [1usize, 16, 64, 256] {
+        group.throughput(Throughput::Elements(n as u64));
+        let p = payload();
+
+        let broker = Broker::new();
+        let subs: Vec<_> = (0..n)
+            .map(|_| {
+                let mut s = broker.subscriber();
+                s.subscribe(["conversations:new"]);
+                s
+            })
+            .collect();
+        group.bench_with_input(BenchmarkId::new("tannoy", n), &n, |b, _| {
+            b.iter(|| {
+                broker.publish(black_box("conversations:new"), p.clone());
+                for s in &subs {
+                    black_box(s.try_recv().unwrap());
+                }
+            })
+        });
+
+        let (tx, _) = tokio::sync::broadcast::channel::<Bytes>(1024);
+        let mut rxs: Vec<_> = (0..n).map(|_| tx.subscribe()).collect();
+        group.bench_with_input(BenchmarkId::new("tokio_broadcast", n), &n, |b, _| {
+            b.iter(|| {
+                tx.send(black_box(p.clone())).unwrap();
+                for r in &mut rxs {
+                    black_box(r.try_recv().unwrap());
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Messages sent per batch in the cross-thread benchmark, and the queue
+/// size that holds a whole batch, so neither side ever drops or blocks on a
+/// full queue and both are timed doing the same work.
+const BATCH: u64 = 1024;
+
+/// One publisher thread, one subscriber thread blocking in `recv`: the time
+/// to hand each message across. The peer is crossbeam-channel's blocking
+/// `recv` on a bounded channel. Both run the same harness: the consumer
+/// thread acknowledges every completed batch.
+fn cross_thread(c: &mut Criterion) {
+    let mut group = c.benchmark_group("cross_thread");
+    group.throughput(Throughput::Elements(1));
+
+    group.bench_function("tannoy", |b| {
+        let broker = Broker::builder().queue_capacity(BATCH as usize).build();
+        let mut sub = broker.subscriber();
+        sub.subscribe(["jobs"]);
+        let (ack_tx, ack_rx) = mpsc::channel();
+        let consumer = thread::spawn(move || {
+            let mut n = 0u64;
+            while let Ok(msg) = sub.recv() {
+                black_box(msg);
+                n += 1;
+                if n % BATCH == 0 {
+                    ack_tx.send(()).unwrap();
+                }
+            }
+        });
+        let p = payload();
+        b.iter_custom(|iters| timed_batches(iters, || broker.publish("jobs", p.clone()), &ack_rx));
+        broker.close();
+        consumer.join().unwrap();
+    });
+
+    group.bench_function("crossbeam_channel", |b| {
+        let (tx, rx) = crossbeam_channel::bounded::<Bytes>(BATCH as usize);
+        let (ack_tx, ack_rx) = mpsc::channel();
+        let consumer = thread::spawn(move || {
+            let mut n = 0u64;
+            while let Ok(msg) = rx.recv() {
+                black_box(msg);
+                n += 1;
+                if n % BATCH == 0 {
+                    ack_tx.send(()).unwrap();
+                }
+            }
+        });
+        let p = payload();
+        b.iter_custom(|iters| timed_batches(iters, || tx.send(p.clone()).unwrap(), &ack_rx));
+        drop(tx);
+        consumer.join().unwrap();
+    });
+    group.finish();
+}
+
+/// Sends `iters` messages (rounded up to whole batches) with `send`,
+/// waiting for the consumer's acknowledgement after each batch, and returns
+/// the time per `iters` messages.
+fn timed_batches<R>(
+    iters: u64,
+    mut send: impl FnMut() -> R,
+    acks: &mpsc::Receiver<()>,
+) -> Duration {
+    let batches = iters.div_ceil(BATCH);
+    let start = Instant::now();
+    for _ in 0..batches {
+        for _ in 0..BATCH {
+            black_box(send());
+        }
+        acks.recv().unwrap();
+    }
+    start
+        .elapsed()
+        .mul_f64(iters as f64 / (batches * BATCH) as f64)
+}
+
+criterion_group!(benches, publish_recv_one, fanout, cross_thread);
+criterion_main!(benches);
