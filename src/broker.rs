@@ -905,13 +905,14 @@ impl<P: Clone + Send + Sync + 'static> Inner<P> {
         // Held for the whole delivery, patterns included, so concurrent
         // publishes to one channel reach every subscriber in the same order,
         // as Redis's single command loop guarantees.
-        let shard = self.shard(hash).lock();
-        let entry = shard.find(ns, hash, channel);
+        let mut shard = self.shard(hash).lock();
+        let entry = shard.find_mut(ns, hash, channel);
         if !with_patterns {
             if let Some(entry) = entry {
-                // The common case: the payload moves into the one envelope,
-                // with no clone at all.
-                let envelope = Envelope::new(kind, entry.name.clone(), None, payload);
+                // The common case: the payload moves into the envelope, with
+                // no clone at all.
+                let envelope =
+                    Envelope::reuse_or_new(&mut entry.last_envelope, kind, &entry.name, payload);
                 delivery.fan_out(&entry.subscribers, envelope);
             }
             drop(shard);
@@ -920,7 +921,12 @@ impl<P: Clone + Send + Sync + 'static> Inner<P> {
         // The channel's name as shared `Bytes` for pattern messages: the
         // active channel's own, or else copied once, when a pattern matches.
         let mut name = entry.map(|entry| {
-            let envelope = Envelope::new(kind, entry.name.clone(), None, payload.clone());
+            let envelope = Envelope::reuse_or_new(
+                &mut entry.last_envelope,
+                kind,
+                &entry.name,
+                payload.clone(),
+            );
             delivery.fan_out(&entry.subscribers, envelope);
             entry.name.clone()
         });

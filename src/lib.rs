@@ -185,10 +185,14 @@
 //! wait-free progress: a publisher can wait briefly on a lock, but never for
 //! queue space.
 //!
-//! Each publish allocates one small shared envelope per kind of delivery
-//! (the channel, and each matching pattern); subscribers receive a
+//! Each publish puts its payload in one small shared envelope per kind of
+//! delivery (the channel, and each matching pattern); subscribers receive a
 //! reference to it, so fan-out costs one reference-count increment per
-//! subscriber, whatever the payload type.
+//! subscriber, whatever the payload type. A channel's envelope is reused by
+//! its next publish once every receiver has dropped it, which saves an
+//! allocation per publish when subscribers keep up. The price: the most
+//! recent payload published on an active channel stays alive until the next
+//! publish there, or until the channel loses its last subscriber.
 
 #![forbid(unsafe_code)] // Lifting this would need a benchmark showing the win, and a miri job.
 #![doc(test(attr(deny(warnings))))]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hashbrown::HashTable;
 
+use crate::message::Envelope;
 use crate::subscriber::SubscriberShared;
 
 /// The two exact-name namespaces. (Patterns live in the broker's pattern
@@ -33,6 +34,9 @@ pub(crate) struct ChannelEntry<P> {
     pub(crate) name: Bytes,
     /// Never empty: the entry is removed with its last subscriber.
     pub(crate) subscribers: Subscribers<P>,
+    /// The envelope of the latest publish, reused by the next one if every
+    /// receiver has dropped it by then (see `Envelope::reuse_or_new`).
+    pub(crate) last_envelope: Option<Arc<Envelope<P>>>,
 }
 
 /// One shard's channels, in both namespaces.
@@ -75,6 +79,16 @@ impl<P> Shard<P> {
         self.table(ns).find(hash, |e| e.name == name)
     }
 
+    /// The active channel `name` (whose hash is `hash`), if any, mutably.
+    pub(crate) fn find_mut(
+        &mut self,
+        ns: Namespace,
+        hash: u64,
+        name: &[u8],
+    ) -> Option<&mut ChannelEntry<P>> {
+        self.table_mut(ns).find_mut(hash, |e| e.name == name)
+    }
+
     /// Adds `subscriber` to channel `name`. The caller guarantees it is not
     /// subscribed already (the subscriber's own set is the source of truth).
     /// `rehash` recomputes an entry's hash when the table grows.
@@ -95,6 +109,7 @@ impl<P> Shard<P> {
                     ChannelEntry {
                         name,
                         subscribers: vec![subscriber],
+                        last_envelope: None,
                     },
                     |e| rehash(&e.name),
                 );
