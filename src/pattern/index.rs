@@ -85,10 +85,11 @@ use super::radix::{NodeId, RadixTree};
 const ANCHOR_OFFSETS: usize = 4;
 
 /// A bucket holding this many verified patterns is avoided when the
-/// pattern has another anchor of 2+ bytes. Each verification costs a
-/// compiled match (tens of nanoseconds), so 8 keeps a shared bucket under
-/// about half a microsecond; a smaller threshold made the choice depend on
-/// insertion order for everyday patterns that share short prefixes.
+/// pattern has another anchor of 2+ bytes. Each verification costs one
+/// compiled match (tens of nanoseconds), so 8 caps what a shared anchor
+/// adds to a lookup at a few hundred nanoseconds before patterns start
+/// spreading over their other anchors. A reasoned choice, not a tuned one:
+/// in the benches' pattern mix few buckets come near it.
 const CROWDED: usize = 8;
 
 /// Longest gram indexed: grams are packed in a `u32`. Longer runs are
