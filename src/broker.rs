@@ -191,9 +191,38 @@ impl<P: Clone + Send + Sync + 'static> Broker<P> {
     /// ```
     #[must_use = "dropping a Subscriber unsubscribes it from everything"]
     pub fn subscriber_with(&self, policy: OverflowPolicy) -> Subscriber<P> {
+        self.subscriber_builder().overflow_policy(policy).build()
+    }
+
+    /// A builder for a subscriber with its own queue capacity or overflow
+    /// policy; unset options take the broker's defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tannoy::OverflowPolicy;
+    ///
+    /// let broker = tannoy::Broker::new();
+    /// let dashboard = broker
+    ///     .subscriber_builder()
+    ///     .queue_capacity(16)
+    ///     .overflow_policy(OverflowPolicy::DropOldest)
+    ///     .build();
+    /// assert_eq!(dashboard.capacity(), 16);
+    /// ```
+    pub fn subscriber_builder(&self) -> SubscriberBuilder<'_, P> {
+        SubscriberBuilder {
+            broker: self,
+            queue_capacity: self.inner.queue_capacity,
+            overflow_policy: self.inner.overflow_policy,
+        }
+    }
+
+    /// Registers a new subscriber with these queue settings.
+    fn register(&self, capacity: usize, policy: OverflowPolicy) -> Subscriber<P> {
         let inner = &self.inner;
         let id = inner.next_subscriber_id.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(SubscriberShared::new(id, inner.queue_capacity, policy));
+        let shared = Arc::new(SubscriberShared::new(id, capacity, policy));
         {
             let mut registry = inner.subscribers.lock();
             registry.insert(id, Arc::clone(&shared));
@@ -578,6 +607,94 @@ impl<P> fmt::Debug for BrokerBuilder<P> {
         f.debug_struct("BrokerBuilder")
             .field("queue_capacity", &self.queue_capacity)
             .field("shards", &self.shards)
+            .field("overflow_policy", &self.overflow_policy)
+            .finish()
+    }
+}
+
+/// Builds a [`Subscriber`] with its own queue settings; made by
+/// [`Broker::subscriber_builder`].
+///
+/// # Examples
+///
+/// ```
+/// let broker = tannoy::Broker::new();
+/// let mut slow = broker.subscriber_builder().queue_capacity(2).build();
+/// slow.subscribe(["ticks"]);
+/// for i in 0..5 {
+///     broker.publish("ticks", i.to_string());
+/// }
+/// assert_eq!(slow.dropped(), 3);
+/// ```
+#[must_use = "a SubscriberBuilder does nothing until `build` is called"]
+pub struct SubscriberBuilder<'a, P> {
+    /// The broker the subscriber will belong to.
+    broker: &'a Broker<P>,
+    /// See [`SubscriberBuilder::queue_capacity`].
+    queue_capacity: usize,
+    /// See [`SubscriberBuilder::overflow_policy`].
+    overflow_policy: OverflowPolicy,
+}
+
+impl<P: Clone + Send + Sync + 'static> SubscriberBuilder<'_, P> {
+    /// How many messages this subscriber's queue holds before its overflow
+    /// policy applies. Default: the broker's
+    /// [`queue_capacity`](BrokerBuilder::queue_capacity).
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let broker = tannoy::Broker::new();
+    /// assert_eq!(broker.subscriber_builder().queue_capacity(3).build().capacity(), 3);
+    /// ```
+    #[track_caller]
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        assert!(capacity > 0, "queue capacity must be at least 1");
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// What this subscriber's full queue does with a new message. Default:
+    /// the broker's [`overflow_policy`](BrokerBuilder::overflow_policy).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tannoy::OverflowPolicy;
+    ///
+    /// let broker = tannoy::Broker::new();
+    /// let sub = broker.subscriber_builder().overflow_policy(OverflowPolicy::DropNewest).build();
+    /// assert_eq!(sub.overflow_policy(), OverflowPolicy::DropNewest);
+    /// ```
+    pub fn overflow_policy(mut self, policy: OverflowPolicy) -> Self {
+        self.overflow_policy = policy;
+        self
+    }
+
+    /// Creates the subscriber. It holds no subscriptions yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let broker = tannoy::Broker::new();
+    /// let mut sub = broker.subscriber_builder().build();
+    /// assert_eq!(sub.subscribe(["a"]), 1);
+    /// ```
+    #[must_use = "dropping a Subscriber unsubscribes it from everything"]
+    pub fn build(self) -> Subscriber<P> {
+        self.broker
+            .register(self.queue_capacity, self.overflow_policy)
+    }
+}
+
+impl<P> fmt::Debug for SubscriberBuilder<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriberBuilder")
+            .field("queue_capacity", &self.queue_capacity)
             .field("overflow_policy", &self.overflow_policy)
             .finish()
     }

@@ -208,6 +208,7 @@ mod sync;
 
 pub use broker::{
     Broker, BrokerBuilder, ChannelFilter, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHARDS, MAX_SHARDS,
+    SubscriberBuilder,
 };
 pub use bytes::Bytes;
 pub use error::{RecvError, RecvTimeoutError, TryRecvError};
