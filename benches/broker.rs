@@ -140,6 +140,66 @@ fn cross_thread(c: &mut Criterion) {
     group.finish();
 }
 
+/// One publisher thread, one tokio task receiving with `recv_async` (woken
+/// by the publisher): the async hand-off per message, beside a tokio task
+/// receiving from `tokio::sync::broadcast` in the same harness.
+fn async_delivery(c: &mut Criterion) {
+    let mut group = c.benchmark_group("async_delivery");
+    group.throughput(Throughput::Elements(1));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    group.bench_function("tannoy", |b| {
+        let broker = Broker::builder().queue_capacity(BATCH as usize).build();
+        let mut sub = broker.subscriber();
+        sub.subscribe(["ai:predictions:ready"]);
+        let (ack_tx, ack_rx) = mpsc::channel();
+        let consumer = runtime.spawn(async move {
+            let mut n = 0u64;
+            while let Ok(msg) = sub.recv_async().await {
+                black_box(msg);
+                n += 1;
+                if n % BATCH == 0 {
+                    ack_tx.send(()).unwrap();
+                }
+            }
+        });
+        let p = payload();
+        b.iter_custom(|iters| {
+            timed_batches(
+                iters,
+                || broker.publish("ai:predictions:ready", p.clone()),
+                &ack_rx,
+            )
+        });
+        broker.close();
+        runtime.block_on(consumer).unwrap();
+    });
+
+    group.bench_function("tokio_broadcast", |b| {
+        let (tx, mut rx) = tokio::sync::broadcast::channel::<Bytes>(BATCH as usize);
+        let (ack_tx, ack_rx) = mpsc::channel();
+        let consumer = runtime.spawn(async move {
+            let mut n = 0u64;
+            while let Ok(msg) = rx.recv().await {
+                black_box(msg);
+                n += 1;
+                if n % BATCH == 0 {
+                    ack_tx.send(()).unwrap();
+                }
+            }
+        });
+        let p = payload();
+        b.iter_custom(|iters| timed_batches(iters, || tx.send(p.clone()).unwrap(), &ack_rx));
+        drop(tx);
+        runtime.block_on(consumer).unwrap();
+    });
+    group.finish();
+}
+
 /// Sends `iters` messages (rounded up to whole batches) with `send`,
 /// waiting for the consumer's acknowledgement after each batch, and returns
 /// the time per `iters` messages.
@@ -161,5 +221,11 @@ fn timed_batches<R>(
         .mul_f64(iters as f64 / (batches * BATCH) as f64)
 }
 
-criterion_group!(benches, publish_recv_one, fanout, cross_thread);
+criterion_group!(
+    benches,
+    publish_recv_one,
+    fanout,
+    cross_thread,
+    async_delivery
+);
 criterion_main!(benches);
