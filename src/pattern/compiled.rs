@@ -39,7 +39,8 @@
 //! * a core with classes or `?` inside: bit-parallel shift-and, O(1) per
 //!   byte for cores of at most 64 elements, O(⌈m / 64⌉) per byte for a core
 //!   of `m` elements (only words that can hold live bits are updated, so
-//!   the typical cost stays near one word).
+//!   the cost stays near one word per byte unless long partial matches
+//!   stay alive, as in `*` + 1,000 × `a?` against `aaaa…`).
 //!
 //! So a match costs O(|pattern| + |channel| · ⌈m_max / 64⌉), with `m_max`
 //! the longest non-literal middle core: linear for every pattern whose such
@@ -362,12 +363,32 @@ impl ShiftAnd {
     fn find_many_words(&self, hay: &[u8], state: &mut [u64]) -> Option<usize> {
         let last = self.words - 1;
         let accept = 1u64 << ((self.len - 1) % 64);
-        // Words above `top` are zero, and stay zero unless a carry reaches
-        // them, so each byte updates only `top + 2` words at most.
+        // Words above `top` are zero. Only a carry out of word `top` (its
+        // high bit) can make the next word non-zero, so each byte updates
+        // `top + 1` words, or `top + 2` when that bit is set.
         let mut top = 0;
-        for (i, &byte) in hay.iter().enumerate() {
-            let row = self.row(byte);
-            let limit = (top + 1).min(last);
+        let mut i = 0;
+        while i < hay.len() {
+            if top == 0 {
+                // Only the first word is live, usually for long stretches:
+                // keep it in a register until a partial match outgrows it.
+                let mut word = state[0];
+                while i < hay.len() && word >> 63 == 0 {
+                    if word == 0 {
+                        if let Some(first) = self.first {
+                            i += memchr::memchr(first, &hay[i..])?;
+                        }
+                    }
+                    word = ((word << 1) | 1) & self.row(hay[i])[0];
+                    i += 1;
+                }
+                state[0] = word;
+                if i == hay.len() {
+                    return None; // the accept bit lives in a later word
+                }
+            }
+            let row = self.row(hay[i]);
+            let limit = (top + (state[top] >> 63) as usize).min(last);
             let mut carry = 1;
             for (word, mask) in state[..=limit].iter_mut().zip(row) {
                 let old = *word;
@@ -381,6 +402,7 @@ impl ShiftAnd {
             if top == last && state[last] & accept != 0 {
                 return Some(i + 1 - self.len);
             }
+            i += 1;
         }
         None
     }
@@ -580,6 +602,35 @@ mod tests {
             pattern in super::super::testgen::pattern(),
             channel in super::super::testgen::channel(),
         ) {
+            proptest::prop_assert_eq!(
+                CompiledPattern::new(&pattern).matches(&channel),
+                reference::matches(&pattern, &channel)
+            );
+        }
+
+        /// Agreement on long cores (the multi-word shift-and path), with
+        /// channels that embed the core, sometimes with one byte flipped.
+        #[test]
+        fn prop_long_cores_agree(
+            core in proptest::collection::vec(0u8..5, 60..200),
+            tail in proptest::sample::select(vec![&b"*"[..], b"*b", b"", b"?"]),
+            noise in proptest::collection::vec(proptest::bool::ANY, 300),
+            prefix in 0usize..80,
+            flip in proptest::option::of(0usize..200),
+        ) {
+            let units: [&[u8]; 5] = [b"a", b"b", b"?", b"[ab]", b"[^b]"];
+            let pattern: Vec<u8> = [b"*".as_slice(), &core.iter().map(|&u| units[usize::from(u)]).collect::<Vec<_>>().concat(), tail].concat();
+            let coin = |i: usize| if noise[i % noise.len()] { b'a' } else { b'b' };
+            let mut channel: Vec<u8> = (0..prefix).map(coin).collect();
+            channel.extend(core.iter().enumerate().map(|(i, &u)| match u {
+                0 | 4 => b'a',
+                1 => b'b',
+                _ => coin(prefix + i),
+            }));
+            if let Some(at) = flip.filter(|&at| at < channel.len()) {
+                channel[at] ^= b'a' ^ b'b';
+            }
+            channel.extend((0..3).map(|i| coin(i + 7)));
             proptest::prop_assert_eq!(
                 CompiledPattern::new(&pattern).matches(&channel),
                 reference::matches(&pattern, &channel)
