@@ -60,6 +60,57 @@ fn queue_never_holds_more_than_capacity() {
     }
 }
 
+/// Each subscriber's own capacity bounds its queue: subscribers built with
+/// different capacities on one broker keep exactly their newest messages.
+#[test]
+fn per_subscriber_capacity_bounds_each_queue() {
+    let broker = Broker::builder().queue_capacity(4).build();
+    let mut subs: Vec<Subscriber> = [1, 2, 7]
+        .into_iter()
+        .map(|capacity| broker.subscriber_builder().queue_capacity(capacity).build())
+        .collect();
+    subs.push(broker.subscriber());
+    let newest = broker
+        .subscriber_builder()
+        .queue_capacity(2)
+        .overflow_policy(OverflowPolicy::DropNewest)
+        .build();
+    subs.push(newest);
+    for sub in &mut subs {
+        sub.subscribe(["c"]);
+    }
+    let capacities: Vec<usize> = subs.iter().map(Subscriber::capacity).collect();
+    assert_eq!(capacities, [1, 2, 7, 4, 2]);
+
+    for i in 0..20 {
+        assert_eq!(broker.publish("c", format!("{i}")), 5);
+    }
+    for (sub, capacity) in subs.iter().zip(&capacities) {
+        assert_eq!(sub.len(), *capacity);
+        assert_eq!(sub.dropped(), 20 - *capacity as u64);
+    }
+    assert_eq!(payloads(&subs[0]), ["19"]);
+    assert_eq!(
+        payloads(&subs[2]),
+        ["13", "14", "15", "16", "17", "18", "19"]
+    );
+    assert_eq!(payloads(&subs[4]), ["0", "1"]);
+}
+
+/// A queue capacity of 0 is construction misuse and panics, for the
+/// broker-wide default and for one subscriber alike.
+#[test]
+fn zero_capacity_is_rejected() {
+    assert!(catch_unwind(|| Broker::builder().queue_capacity(0)).is_err());
+    let broker = Broker::new();
+    assert!(
+        catch_unwind(AssertUnwindSafe(|| {
+            broker.subscriber_builder().queue_capacity(0)
+        }))
+        .is_err()
+    );
+}
+
 /// Drop-oldest (the default) keeps the newest messages, counts each one it
 /// discards in `dropped()`, and `seq` shows exactly which were lost.
 #[test]
@@ -730,7 +781,7 @@ fn deadlock_guarded(f: impl FnOnce() + Send + 'static) {
         f();
         let _ = done.send(());
     });
-    match finished.recv_timeout(Duration::from_secs(30)) {
+    match finished.recv_timeout(Duration::from_secs(10)) {
         Ok(()) => worker.join().unwrap(),
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             std::panic::resume_unwind(worker.join().unwrap_err())

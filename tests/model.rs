@@ -41,8 +41,9 @@ enum Op {
     /// Receive up to this many messages (blocking `recv` when the model says
     /// one is queued, if the flag is set; `try_recv` otherwise).
     Recv(usize, usize, bool),
-    /// Drop the subscriber and create a new one in its slot.
-    Recreate(usize, bool),
+    /// Drop the subscriber and create a new one in its slot, with this
+    /// capacity and drop-newest (else drop-oldest).
+    Recreate(usize, usize, bool),
     /// `channels`, unfiltered or filtered by a name used as pattern.
     Channels(Option<usize>),
     /// `shard_channels`, likewise.
@@ -72,7 +73,8 @@ fn op(subs: usize) -> impl Strategy<Value = Op> {
         8 => name.clone().prop_map(Op::Publish),
         2 => name.clone().prop_map(Op::SPublish),
         4 => (slot.clone(), 1..=4usize, any::<bool>()).prop_map(|(s, n, b)| Op::Recv(s, n, b)),
-        1 => (slot.clone(), any::<bool>()).prop_map(|(s, p)| Op::Recreate(s, p)),
+        1 => (slot.clone(), 1..=3usize, prop::bool::weighted(0.25))
+            .prop_map(|(s, c, p)| Op::Recreate(s, c, p)),
         1 => prop::option::of(name.clone()).prop_map(Op::Channels),
         1 => prop::option::of(name).prop_map(Op::ShardChannels),
         1 => names.clone().prop_map(Op::Numsub),
@@ -122,13 +124,15 @@ struct SubModel {
     next_seq: u64,
     /// Messages discarded by the policy.
     dropped: u64,
+    /// Queue capacity.
+    capacity: usize,
     /// Drop-newest instead of drop-oldest.
     drop_newest: bool,
 }
 
 impl SubModel {
     /// A fresh subscriber.
-    fn new(drop_newest: bool) -> Self {
+    fn new(capacity: usize, drop_newest: bool) -> Self {
         Self {
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
@@ -136,6 +140,7 @@ impl SubModel {
             queue: VecDeque::new(),
             next_seq: 0,
             dropped: 0,
+            capacity,
             drop_newest,
         }
     }
@@ -146,10 +151,10 @@ impl SubModel {
     }
 
     /// Queues a message addressed to this subscriber, applying the policy.
-    fn push(&mut self, capacity: usize, mut message: Expected) {
+    fn push(&mut self, mut message: Expected) {
         message.seq = self.next_seq;
         self.next_seq += 1;
-        if self.queue.len() == capacity {
+        if self.queue.len() == self.capacity {
             self.dropped += 1;
             if self.drop_newest {
                 return;
@@ -162,8 +167,6 @@ impl SubModel {
 
 /// The reference model: everything in one place, no cleverness.
 struct Model {
-    /// Queue capacity.
-    capacity: usize,
     /// Subscribers by slot.
     subs: Vec<SubModel>,
     /// Pattern-message groups, by index.
@@ -190,13 +193,13 @@ impl Model {
             };
             if shard {
                 if sub.shards.contains(name) {
-                    sub.push(self.capacity, message(MessageKind::SMessage, None));
+                    sub.push(message(MessageKind::SMessage, None));
                     count += 1;
                 }
                 continue;
             }
             if sub.channels.contains(name) {
-                sub.push(self.capacity, message(MessageKind::Message, None));
+                sub.push(message(MessageKind::Message, None));
                 count += 1;
             }
             let matching: BTreeSet<Vec<u8>> = sub
@@ -208,7 +211,7 @@ impl Model {
             if !matching.is_empty() {
                 let group = self.groups.len();
                 for _ in 0..matching.len() {
-                    sub.push(self.capacity, message(MessageKind::PMessage, Some(group)));
+                    sub.push(message(MessageKind::PMessage, Some(group)));
                 }
                 count += matching.len();
                 self.groups.push(Group {
@@ -335,7 +338,7 @@ fn inspect(model: &Model, sub: &Subscriber, i: usize) -> Result<(), TestCaseErro
     prop_assert_eq!(sub.len(), m.queue.len());
     prop_assert_eq!(sub.is_empty(), m.queue.is_empty());
     prop_assert_eq!(sub.dropped(), m.dropped);
-    prop_assert_eq!(sub.capacity(), model.capacity);
+    prop_assert_eq!(sub.capacity(), m.capacity);
     let policy = if m.drop_newest {
         OverflowPolicy::DropNewest
     } else {
@@ -345,33 +348,43 @@ fn inspect(model: &Model, sub: &Subscriber, i: usize) -> Result<(), TestCaseErro
     Ok(())
 }
 
-/// A subscriber with the policy the model slot uses.
-fn new_subscriber(broker: &Broker, drop_newest: bool) -> Subscriber {
-    broker.subscriber_with(if drop_newest {
+/// A subscriber with the capacity and policy a model slot uses (through
+/// the broker's defaults when they agree, to cover both ways).
+fn new_subscriber(broker: &Broker, capacity: usize, drop_newest: bool) -> Subscriber {
+    let policy = if drop_newest {
         OverflowPolicy::DropNewest
     } else {
         OverflowPolicy::DropOldest
-    })
+    };
+    match (capacity == DEFAULT_CAPACITY, drop_newest) {
+        (true, false) => broker.subscriber(),
+        (true, true) => broker.subscriber_with(policy),
+        _ => broker
+            .subscriber_builder()
+            .queue_capacity(capacity)
+            .overflow_policy(policy)
+            .build(),
+    }
 }
 
+/// The broker-wide queue capacity in model tests.
+const DEFAULT_CAPACITY: usize = 2;
+
 /// Runs `ops` against a broker and the model, comparing every result.
-fn run(
-    slots: usize,
-    capacity: usize,
-    shards: usize,
-    policies: &[bool],
-    ops: &[Op],
-) -> Result<(), TestCaseError> {
+fn run(shards: usize, slots: &[(usize, bool)], ops: &[Op]) -> Result<(), TestCaseError> {
     let broker = Broker::builder()
-        .queue_capacity(capacity)
+        .queue_capacity(DEFAULT_CAPACITY)
         .shards(shards)
         .build();
-    let mut subs: Vec<Subscriber> = (0..slots)
-        .map(|i| new_subscriber(&broker, policies[i]))
+    let mut subs: Vec<Subscriber> = slots
+        .iter()
+        .map(|&(capacity, drop_newest)| new_subscriber(&broker, capacity, drop_newest))
         .collect();
     let mut model = Model {
-        capacity,
-        subs: (0..slots).map(|i| SubModel::new(policies[i])).collect(),
+        subs: slots
+            .iter()
+            .map(|&(capacity, drop_newest)| SubModel::new(capacity, drop_newest))
+            .collect(),
         groups: Vec::new(),
         publishes: 0,
     };
@@ -443,9 +456,9 @@ fn run(
                 prop_assert_eq!(got, model.publish(true, *c), "{:?}", op);
             }
             Op::Recv(i, n, blocking) => receive(&mut model, &subs, *i, *n, *blocking)?,
-            Op::Recreate(i, drop_newest) => {
-                subs[*i] = new_subscriber(&broker, *drop_newest);
-                model.subs[*i] = SubModel::new(*drop_newest);
+            Op::Recreate(i, capacity, drop_newest) => {
+                subs[*i] = new_subscriber(&broker, *capacity, *drop_newest);
+                model.subs[*i] = SubModel::new(*capacity, *drop_newest);
             }
             Op::Channels(filter) => {
                 let filter = filter.map(|f| NAMES[f]);
@@ -515,16 +528,16 @@ proptest! {
     /// random operation sequences over 3-4 subscribers with queues of 1-3.
     #[test]
     fn prop_broker_agrees_with_reference_model(
-        (slots, capacity, shards, policies, ops) in (3..=4usize, 1..=3usize, prop::sample::select(vec![1usize, 2, 64]))
-            .prop_flat_map(|(slots, capacity, shards)| (
-                Just(slots),
-                Just(capacity),
-                Just(shards),
-                prop::collection::vec(prop::bool::weighted(0.25), slots),
-                prop::collection::vec(op(slots), 0..=60),
-            ))
+        (shards, slots, ops) in (
+            prop::sample::select(vec![1usize, 2, 64]),
+            prop::collection::vec((1..=3usize, prop::bool::weighted(0.25)), 3..=4),
+        )
+            .prop_flat_map(|(shards, slots)| {
+                let n = slots.len();
+                (Just(shards), Just(slots), prop::collection::vec(op(n), 0..=60))
+            })
     ) {
-        run(slots, capacity, shards, &policies, &ops)?;
+        run(shards, &slots, &ops)?;
     }
 }
 
@@ -542,5 +555,5 @@ fn model_accepts_any_order_of_one_publishes_pattern_messages() {
         Op::Publish(4),
         Op::Inspect(0),
     ];
-    run(3, 3, 2, &[false, false, true], &ops).unwrap();
+    run(2, &[(3, false), (2, false), (1, true)], &ops).unwrap();
 }
