@@ -133,7 +133,7 @@ fn close_wakes_every_blocked_receiver() {
         workers.push(thread::spawn(move || {
             let end = match i {
                 0 => sub.recv().map(drop).map_err(RecvTimeoutError::from),
-                1 => sub.recv_timeout(Duration::from_secs(3600)).map(drop),
+                1 => sub.recv_timeout(Duration::MAX).map(drop),
                 2 => sub
                     .recv_deadline(Instant::now() + Duration::from_secs(3600))
                     .map(drop),
@@ -202,6 +202,11 @@ fn receives_after_close_drain_then_report_closed() {
     );
     assert_eq!(
         sub.recv_deadline(Instant::now() + Duration::from_secs(3600)),
+        Err(RecvTimeoutError::Closed)
+    );
+    // A timeout too long for a deadline means "forever", never a panic.
+    assert_eq!(
+        sub.recv_timeout(Duration::MAX),
         Err(RecvTimeoutError::Closed)
     );
     assert_eq!(sub.try_iter().count(), 0);
