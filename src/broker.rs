@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashMap};
 
-use crate::message::{Envelope, MessageKind};
+use crate::message::{Envelope, MessageKind, Retired};
 use crate::pattern::Pattern;
 use crate::pattern::index::PatternIndex;
 use crate::queue::{OverflowPolicy, Pushed};
@@ -859,7 +859,9 @@ impl<P> Inner<P> {
     /// Takes `subscriber` out of channel `name`'s entry.
     fn remove_channel(&self, ns: Namespace, name: &[u8], id: u64) {
         let hash = self.hash(name);
-        self.shard(hash).lock().remove(ns, hash, name, id);
+        let last_envelope = self.shard(hash).lock().remove(ns, hash, name, id);
+        // Dropped here, with the shard unlocked.
+        drop(last_envelope);
     }
 
     /// Takes subscriber `id` out of `pattern`'s entry, dropping the pattern
@@ -1017,7 +1019,10 @@ impl<P: Clone + Send + Sync + 'static> Inner<P> {
             Namespace::Channel => MessageKind::Message,
             Namespace::Shard => MessageKind::SMessage,
         };
-        let mut delivery = Delivery::default();
+        // Declared before the lock guards, so that even when a payload's
+        // `Clone` panics it is dropped after them: its `Drop` unsubscribes
+        // disconnected subscribers and frees what the queues gave back.
+        let mut delivery = Delivery::new(self);
         let hash = self.hash(channel);
         // Held for the whole delivery, patterns included, so concurrent
         // publishes to one channel reach every subscriber in the same order,
@@ -1028,22 +1033,24 @@ impl<P: Clone + Send + Sync + 'static> Inner<P> {
             if let Some(entry) = entry {
                 // The common case: the payload moves into the envelope, with
                 // no clone at all.
-                let envelope =
+                let (envelope, retired) =
                     Envelope::reuse_or_new(&mut entry.last_envelope, kind, &entry.name, payload);
+                delivery.retired = retired;
                 delivery.fan_out(&entry.subscribers, envelope);
             }
             drop(shard);
-            return delivery.finish(self);
+            return delivery.finish();
         }
         // The channel's name as shared `Bytes` for pattern messages: the
         // active channel's own, or else copied once, when a pattern matches.
         let mut name = entry.map(|entry| {
-            let envelope = Envelope::reuse_or_new(
+            let (envelope, retired) = Envelope::reuse_or_new(
                 &mut entry.last_envelope,
                 kind,
                 &entry.name,
                 payload.clone(),
             );
+            delivery.retired = retired;
             delivery.fan_out(&entry.subscribers, envelope);
             entry.name.clone()
         });
@@ -1060,29 +1067,47 @@ impl<P: Clone + Send + Sync + 'static> Inner<P> {
         });
         drop(index);
         drop(shard);
-        delivery.finish(self)
+        delivery.finish()
     }
 }
 
-/// The tally of one publish.
-struct Delivery<P> {
+/// The tally of one publish, and what it must do once it holds no lock.
+///
+/// Nothing that may hold the last reference to a payload is dropped while
+/// the broker holds a lock, since a payload's `Drop` may itself publish or
+/// subscribe; such values wait here until the `Delivery` is dropped, which
+/// happens after the lock guards are released, on success and on unwinding
+/// alike.
+struct Delivery<'a, P> {
+    /// The broker, to unsubscribe disconnected subscribers.
+    broker: &'a Inner<P>,
     /// Deliveries counted so far (Redis's `PUBLISH` reply).
     count: usize,
     /// Subscribers whose queue overflowed under `Disconnect` during this
-    /// publish; unsubscribed once every lock is released.
+    /// publish.
     disconnected: Vec<Arc<SubscriberShared<P>>>,
+    /// What the channel's reused envelope displaced.
+    retired: Retired<P>,
+    /// The first envelope a queue gave back (evicted or discarded); most
+    /// publishes give back at most one, and this one needs no allocation.
+    unqueued: Option<Arc<Envelope<P>>>,
+    /// Any further envelopes given back.
+    more_unqueued: Vec<Arc<Envelope<P>>>,
 }
 
-impl<P> Default for Delivery<P> {
-    fn default() -> Self {
+impl<'a, P> Delivery<'a, P> {
+    /// An empty tally for a publish on `broker`.
+    fn new(broker: &'a Inner<P>) -> Self {
         Self {
+            broker,
             count: 0,
             disconnected: Vec::new(),
+            retired: Retired::Nothing,
+            unqueued: None,
+            more_unqueued: Vec::new(),
         }
     }
-}
 
-impl<P> Delivery<P> {
     /// Queues `envelope` for each of `subscribers` (the last one gets the
     /// reference itself, saving a clone) and counts the addressed ones.
     fn fan_out(&mut self, subscribers: &[Arc<SubscriberShared<P>>], envelope: Arc<Envelope<P>>) {
@@ -1096,19 +1121,31 @@ impl<P> Delivery<P> {
 
     /// Queues `envelope` for `subscriber` and counts it if it was addressed.
     fn push(&mut self, subscriber: &Arc<SubscriberShared<P>>, envelope: Arc<Envelope<P>>) {
-        let pushed = subscriber.queue.push(envelope);
+        let (pushed, unqueued) = subscriber.queue.push(envelope);
         self.count += usize::from(pushed.addressed());
         if pushed == Pushed::Disconnected {
             self.disconnected.push(Arc::clone(subscriber));
         }
+        if let Some(envelope) = unqueued {
+            match self.unqueued {
+                None => self.unqueued = Some(envelope),
+                Some(_) => self.more_unqueued.push(envelope),
+            }
+        }
     }
 
-    /// Unsubscribes the subscribers disconnected by this publish (no lock is
-    /// held here) and returns the count.
-    fn finish(self, broker: &Inner<P>) -> usize {
-        for subscriber in &self.disconnected {
-            broker.unsubscribe_all(subscriber);
-        }
+    /// Ends the publish (see `Drop`) and returns the count.
+    fn finish(self) -> usize {
         self.count
+    }
+}
+
+impl<P> Drop for Delivery<'_, P> {
+    /// Unsubscribes the subscribers this publish disconnected; the values
+    /// given back by the queues are dropped right after, with no lock held.
+    fn drop(&mut self) {
+        for subscriber in &self.disconnected {
+            self.broker.unsubscribe_all(subscriber);
+        }
     }
 }

@@ -124,7 +124,9 @@ impl<P> Envelope<P> {
 
     /// Reuses `slot`'s envelope for a new `payload` when nobody else holds
     /// it any more (every earlier receiver has dropped its message), else
-    /// puts a fresh one there. Returns a reference to it.
+    /// puts a fresh one there. Returns a reference to it, and what it
+    /// replaced (the old payload, or the old envelope), for the caller to
+    /// drop once it holds no lock: a payload's `Drop` may use the broker.
     ///
     /// Reuse saves an allocation, a free and a copy of the channel's name
     /// per publish in the common case of subscribers that keep up.
@@ -133,17 +135,35 @@ impl<P> Envelope<P> {
         kind: MessageKind,
         channel: &Bytes,
         payload: P,
-    ) -> Arc<Self> {
-        if let Some(envelope) = slot.as_mut().and_then(Arc::get_mut) {
-            envelope.payload = payload;
-        } else {
-            *slot = Some(Self::new(kind, channel.clone(), None, payload));
-        }
+    ) -> (Arc<Self>, Retired<P>) {
+        let retired = match slot.as_mut().and_then(Arc::get_mut) {
+            Some(envelope) => Retired::Payload(std::mem::replace(&mut envelope.payload, payload)),
+            None => match slot.replace(Self::new(kind, channel.clone(), None, payload)) {
+                Some(previous) => Retired::Envelope(previous),
+                None => Retired::Nothing,
+            },
+        };
         match slot {
-            Some(envelope) => Arc::clone(envelope),
+            Some(envelope) => (Arc::clone(envelope), retired),
             None => unreachable!("the slot was filled just above"),
         }
     }
+}
+
+/// What [`Envelope::reuse_or_new`] displaced, kept alive until the caller
+/// may safely drop it.
+#[derive(Debug)]
+#[allow(
+    dead_code,
+    reason = "the values are held only so that they are dropped later, outside any lock"
+)]
+pub(crate) enum Retired<P> {
+    /// Nothing was displaced.
+    Nothing,
+    /// The reused envelope's previous payload.
+    Payload(P),
+    /// The previous envelope, which receivers may still hold.
+    Envelope(Arc<Envelope<P>>),
 }
 
 impl<P> Message<P> {

@@ -22,11 +22,11 @@
 //!
 //! # States
 //!
-//! | status         | push                       | pop when empty      |
-//! |----------------|----------------------------|---------------------|
-//! | `Open`         | queued (or overflow rule)  | wait / `Empty`      |
-//! | `Closed`       | refused, not counted       | `Closed`            |
-//! | `Disconnected` | refused, not counted       | `Disconnected`      |
+//! | status         | push                              | pop when empty |
+//! |----------------|-----------------------------------|----------------|
+//! | `Open`         | queued (or the overflow rule)     | wait / `Empty` |
+//! | `Closed`       | refused: not addressed            | `Closed`       |
+//! | `Disconnected` | discarded: addressed and dropped  | `Disconnected` |
 //!
 //! `Open` becomes `Closed` through [`Queue::close`] and `Disconnected` when
 //! an overflow happens under [`OverflowPolicy::Disconnect`]; neither ever
@@ -87,13 +87,14 @@ pub enum OverflowPolicy {
 pub(crate) enum Pushed {
     /// Queued (possibly evicting the oldest element, which was counted).
     Queued,
-    /// Addressed to the queue but discarded by `DropNewest`; counted.
+    /// Addressed to the queue but discarded (by `DropNewest`, or because
+    /// the queue is disconnected); counted.
     Discarded,
     /// Addressed to the queue, which overflowed under `Disconnect` and is now
     /// disconnected; the element was discarded and counted. The caller must
     /// unsubscribe the owner.
     Disconnected,
-    /// The queue was already closed or disconnected: not addressed at all.
+    /// The queue was closed: not addressed at all.
     Refused,
 }
 
@@ -181,35 +182,40 @@ impl<T> Queue<T> {
 
     /// Adds `value`, applying the overflow policy if the queue is full.
     /// Never blocks beyond the queue's own short critical section.
-    pub(crate) fn push(&self, value: T) -> Pushed {
+    ///
+    /// Whatever the queue does not keep (an evicted element, or `value`
+    /// itself when discarded or refused) is handed back rather than dropped
+    /// here, so the caller can drop it after releasing its own locks: a
+    /// payload's `Drop` may call back into the broker.
+    pub(crate) fn push(&self, value: T) -> (Pushed, Option<T>) {
         let mut state = self.state.lock();
-        if state.status != Status::Open {
-            return Pushed::Refused;
+        if state.status == Status::Closed {
+            return (Pushed::Refused, Some(value));
         }
         let seq = state.next_seq;
         state.next_seq += 1;
-        let outcome = if state.items.len() < self.capacity {
+        if state.status == Status::Disconnected {
+            // Overflowed earlier in this publish (or a concurrent one) and
+            // about to be unsubscribed: still addressed, as Redis counts a
+            // client it is closing, but discarded.
+            state.dropped += 1;
+            return (Pushed::Discarded, Some(value));
+        }
+        let (outcome, unqueued) = if state.items.len() < self.capacity {
             state.items.push_back((seq, value));
-            Pushed::Queued
+            (Pushed::Queued, None)
         } else {
             state.dropped += 1;
             match self.policy {
                 OverflowPolicy::DropOldest => {
-                    // The evicted element is dropped after the lock is
-                    // released (end of this function), not under it.
-                    let evicted = state.items.pop_front();
+                    let evicted = state.items.pop_front().map(|(_, v)| v);
                     state.items.push_back((seq, value));
-                    let waker = state.waker.take();
-                    let sleepers = state.sleepers;
-                    drop(state);
-                    drop(evicted);
-                    self.wake(waker, sleepers, false);
-                    return Pushed::Queued;
+                    (Pushed::Queued, evicted)
                 }
-                OverflowPolicy::DropNewest => return Pushed::Discarded,
+                OverflowPolicy::DropNewest => return (Pushed::Discarded, Some(value)),
                 OverflowPolicy::Disconnect => {
                     state.status = Status::Disconnected;
-                    Pushed::Disconnected
+                    (Pushed::Disconnected, Some(value))
                 }
             }
         };
@@ -218,7 +224,7 @@ impl<T> Queue<T> {
         let sleepers = state.sleepers;
         drop(state);
         self.wake(waker, sleepers, outcome == Pushed::Disconnected);
-        outcome
+        (outcome, unqueued)
     }
 
     /// Wakes whoever waits: the async receiver and parked threads (one for a
@@ -355,6 +361,11 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Whether an overflow under `Disconnect` has stopped the queue.
+    pub(crate) fn is_disconnected(&self) -> bool {
+        self.state.lock().status == Status::Disconnected
+    }
+
     /// Elements queued now.
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Acquire)
@@ -408,7 +419,7 @@ mod tests {
     fn fifo_with_sequence_numbers() {
         let q = Queue::new(4, OverflowPolicy::DropOldest);
         for i in 0..3 {
-            assert_eq!(q.push(i), Pushed::Queued);
+            assert_eq!(q.push(i), (Pushed::Queued, None));
         }
         assert_eq!(q.len(), 3);
         assert_eq!(drain(&q), [(0, 0), (1, 1), (2, 2)]);
@@ -420,8 +431,11 @@ mod tests {
     #[test]
     fn drop_oldest_evicts_and_counts() {
         let q = Queue::new(2, OverflowPolicy::DropOldest);
-        for i in 0..5 {
-            assert_eq!(q.push(i), Pushed::Queued);
+        assert_eq!(q.push(0), (Pushed::Queued, None));
+        assert_eq!(q.push(1), (Pushed::Queued, None));
+        for i in 2..5 {
+            // The evicted element is handed back, not dropped under the lock.
+            assert_eq!(q.push(i), (Pushed::Queued, Some(i - 2)));
         }
         assert_eq!(q.len(), 2);
         assert_eq!(q.dropped(), 3);
@@ -433,24 +447,25 @@ mod tests {
     #[test]
     fn drop_newest_discards_and_counts() {
         let q = Queue::new(2, OverflowPolicy::DropNewest);
-        assert_eq!(q.push('a'), Pushed::Queued);
-        assert_eq!(q.push('b'), Pushed::Queued);
-        assert_eq!(q.push('c'), Pushed::Discarded);
+        assert_eq!(q.push('a'), (Pushed::Queued, None));
+        assert_eq!(q.push('b'), (Pushed::Queued, None));
+        assert_eq!(q.push('c'), (Pushed::Discarded, Some('c')));
         assert_eq!(q.dropped(), 1);
         assert_eq!(drain(&q), [(0, 'a'), (1, 'b')]);
-        assert_eq!(q.push('d'), Pushed::Queued);
+        assert_eq!(q.push('d'), (Pushed::Queued, None));
         assert_eq!(drain(&q), [(3, 'd')]);
     }
 
-    /// Overflow under `Disconnect` keeps what was queued, refuses everything
-    /// afterwards and reports `Disconnected` once drained.
+    /// Overflow under `Disconnect` keeps what was queued, discards (and
+    /// counts) everything afterwards and reports `Disconnected` once drained.
     #[test]
     fn disconnect_drains_then_reports() {
         let q = Queue::new(1, OverflowPolicy::Disconnect);
-        assert_eq!(q.push(1), Pushed::Queued);
-        assert_eq!(q.push(2), Pushed::Disconnected);
-        assert_eq!(q.push(3), Pushed::Refused);
-        assert_eq!(q.dropped(), 1);
+        assert_eq!(q.push(1), (Pushed::Queued, None));
+        assert_eq!(q.push(2), (Pushed::Disconnected, Some(2)));
+        assert!(q.is_disconnected());
+        assert_eq!(q.push(3), (Pushed::Discarded, Some(3)));
+        assert_eq!(q.dropped(), 2);
         assert_eq!(q.pop(), Ok((0, 1)));
         assert_eq!(q.pop(), Err(RecvError::Disconnected));
         q.close();
@@ -464,7 +479,7 @@ mod tests {
         let q = Queue::new(4, OverflowPolicy::DropOldest);
         q.push(1);
         q.close();
-        assert_eq!(q.push(2), Pushed::Refused);
+        assert_eq!(q.push(2), (Pushed::Refused, Some(2)));
         assert!(!Pushed::Refused.addressed());
         assert_eq!(q.pop(), Ok((0, 1)));
         assert_eq!(q.pop(), Err(RecvError::Closed));
@@ -521,8 +536,8 @@ mod tests {
         assert_eq!(q.poll_pop(&mut cx), Poll::Ready(Err(RecvError::Closed)));
     }
 
-    /// Every pushed element is dropped exactly once, whether evicted or
-    /// left in the queue when it is dropped.
+    /// Every pushed element is dropped exactly once, whether evicted (by
+    /// the caller, who gets it back) or left in the queue when it is dropped.
     #[test]
     fn every_element_dropped_exactly_once() {
         let drops = Arc::new(AtomicUsize::new(0));
@@ -533,9 +548,16 @@ mod tests {
             }
         }
         let q = Queue::new(3, OverflowPolicy::DropOldest);
+        let mut evicted = Vec::new();
         for _ in 0..10 {
-            q.push(Counted(Arc::clone(&drops)));
+            evicted.extend(q.push(Counted(Arc::clone(&drops))).1);
         }
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            0,
+            "nothing dropped under the lock"
+        );
+        drop(evicted);
         assert_eq!(drops.load(Ordering::SeqCst), 7);
         drop(q.try_pop());
         assert_eq!(drops.load(Ordering::SeqCst), 8);
@@ -583,8 +605,12 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Push(v) => {
-                        let expected = if stopped.is_some() {
+                        let expected = if stopped == Some(TryRecvError::Closed) {
                             Pushed::Refused
+                        } else if stopped == Some(TryRecvError::Disconnected) {
+                            next_seq += 1;
+                            dropped += 1;
+                            Pushed::Discarded
                         } else {
                             let seq = next_seq;
                             next_seq += 1;
@@ -607,7 +633,7 @@ mod tests {
                                 }
                             }
                         };
-                        prop_assert_eq!(q.push(v), expected);
+                        prop_assert_eq!(q.push(v).0, expected);
                     }
                     Op::Pop => {
                         let expected = model

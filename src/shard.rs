@@ -118,17 +118,30 @@ impl<P> Shard<P> {
     }
 
     /// Removes the subscriber with `id` from channel `name`, deleting the
-    /// channel when it was the last one.
-    pub(crate) fn remove(&mut self, ns: Namespace, hash: u64, name: &[u8], id: u64) {
-        if let Ok(mut entry) = self.table_mut(ns).find_entry(hash, |e| e.name == name) {
-            let subscribers = &mut entry.get_mut().subscribers;
-            if let Some(at) = subscribers.iter().position(|s| s.id() == id) {
-                // `remove`, not `swap_remove`: the others keep their order.
-                subscribers.remove(at);
-            }
-            if subscribers.is_empty() {
-                entry.remove();
-            }
+    /// channel when it was the last one. Returns the deleted channel's last
+    /// envelope, for the caller to drop after releasing the shard's lock (it
+    /// may hold the last reference to a payload whose `Drop` uses the
+    /// broker).
+    pub(crate) fn remove(
+        &mut self,
+        ns: Namespace,
+        hash: u64,
+        name: &[u8],
+        id: u64,
+    ) -> Option<Arc<Envelope<P>>> {
+        let mut entry = self
+            .table_mut(ns)
+            .find_entry(hash, |e| e.name == name)
+            .ok()?;
+        let subscribers = &mut entry.get_mut().subscribers;
+        if let Some(at) = subscribers.iter().position(|s| s.id() == id) {
+            // `remove`, not `swap_remove`: the others keep their order.
+            subscribers.remove(at);
+        }
+        if subscribers.is_empty() {
+            entry.remove().0.last_envelope
+        } else {
+            None
         }
     }
 

@@ -545,8 +545,7 @@ impl<P> Subscriber<P> {
     /// assert_eq!(broker.numsub(["c"])[0].1, 0);
     /// ```
     pub fn is_disconnected(&self) -> bool {
-        let subscriptions = self.shared.subscriptions.lock();
-        subscriptions.gone
+        self.shared.queue.is_disconnected()
     }
 
     /// The subscription count Redis reports for `(P)(UN)SUBSCRIBE`:

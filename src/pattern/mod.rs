@@ -121,7 +121,10 @@ impl fmt::Debug for Pattern {
 
 #[cfg(test)]
 mod tests {
-    #[allow(unreachable_pub, reason = "the shared table file is also a test crate's module")]
+    #[allow(
+        unreachable_pub,
+        reason = "the shared table file is also a test crate's module"
+    )]
     mod table {
         include!("../../tests/support/glob_table.rs");
     }
