@@ -12,7 +12,10 @@ use std::collections::{BTreeSet, VecDeque};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError};
-use tannoy::{Broker, Bytes, Message, MessageKind, OverflowPolicy, Subscriber, glob_match};
+use tannoy::{
+    Broker, Bytes, Message, MessageKind, OverflowPolicy, RecvError, Subscriber, TryRecvError,
+    glob_match,
+};
 
 /// Names used as channels, shard channels and patterns alike.
 const NAMES: [&[u8]; 12] = [
@@ -42,8 +45,8 @@ enum Op {
     /// one is queued, if the flag is set; `try_recv` otherwise).
     Recv(usize, usize, bool),
     /// Drop the subscriber and create a new one in its slot, with this
-    /// capacity and drop-newest (else drop-oldest).
-    Recreate(usize, usize, bool),
+    /// capacity and overflow policy.
+    Recreate(usize, usize, Policy),
     /// `channels`, unfiltered or filtered by a name used as pattern.
     Channels(Option<usize>),
     /// `shard_channels`, likewise.
@@ -56,6 +59,37 @@ enum Op {
     Numpat,
     /// The subscriber's own introspection.
     Inspect(usize),
+}
+
+/// The overflow policies the model knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Policy {
+    /// `OverflowPolicy::DropOldest`.
+    Oldest,
+    /// `OverflowPolicy::DropNewest`.
+    Newest,
+    /// `OverflowPolicy::Disconnect`.
+    Disconnect,
+}
+
+impl Policy {
+    /// tannoy's name for it.
+    fn tannoy(self) -> OverflowPolicy {
+        match self {
+            Self::Oldest => OverflowPolicy::DropOldest,
+            Self::Newest => OverflowPolicy::DropNewest,
+            Self::Disconnect => OverflowPolicy::Disconnect,
+        }
+    }
+}
+
+/// A random policy, mostly the default.
+fn policy() -> impl Strategy<Value = Policy> {
+    prop_oneof![
+        3 => Just(Policy::Oldest),
+        1 => Just(Policy::Newest),
+        1 => Just(Policy::Disconnect),
+    ]
 }
 
 /// A random operation on one of `subs` subscribers.
@@ -73,8 +107,7 @@ fn op(subs: usize) -> impl Strategy<Value = Op> {
         8 => name.clone().prop_map(Op::Publish),
         2 => name.clone().prop_map(Op::SPublish),
         4 => (slot.clone(), 1..=4usize, any::<bool>()).prop_map(|(s, n, b)| Op::Recv(s, n, b)),
-        1 => (slot.clone(), 1..=3usize, prop::bool::weighted(0.25))
-            .prop_map(|(s, c, p)| Op::Recreate(s, c, p)),
+        1 => (slot.clone(), 1..=3usize, policy()).prop_map(|(s, c, p)| Op::Recreate(s, c, p)),
         1 => prop::option::of(name.clone()).prop_map(Op::Channels),
         1 => prop::option::of(name).prop_map(Op::ShardChannels),
         1 => names.clone().prop_map(Op::Numsub),
@@ -126,13 +159,18 @@ struct SubModel {
     dropped: u64,
     /// Queue capacity.
     capacity: usize,
-    /// Drop-newest instead of drop-oldest.
-    drop_newest: bool,
+    /// What overflow does.
+    policy: Policy,
+    /// Overflowed under `Disconnect` during the current publish: the rest
+    /// of that publish's deliveries to it are counted and discarded.
+    disconnecting: bool,
+    /// Disconnected: holds nothing and ignores subscribe calls.
+    gone: bool,
 }
 
 impl SubModel {
     /// A fresh subscriber.
-    fn new(capacity: usize, drop_newest: bool) -> Self {
+    fn new(capacity: usize, policy: Policy) -> Self {
         Self {
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
@@ -141,7 +179,9 @@ impl SubModel {
             next_seq: 0,
             dropped: 0,
             capacity,
-            drop_newest,
+            policy,
+            disconnecting: false,
+            gone: false,
         }
     }
 
@@ -154,12 +194,20 @@ impl SubModel {
     fn push(&mut self, mut message: Expected) {
         message.seq = self.next_seq;
         self.next_seq += 1;
+        if self.disconnecting {
+            self.dropped += 1;
+            return;
+        }
         if self.queue.len() == self.capacity {
             self.dropped += 1;
-            if self.drop_newest {
-                return;
+            match self.policy {
+                Policy::Oldest => drop(self.queue.pop_front()),
+                Policy::Newest => return,
+                Policy::Disconnect => {
+                    self.disconnecting = true;
+                    return;
+                }
             }
-            self.queue.pop_front();
         }
         self.queue.push_back(message);
     }
@@ -218,6 +266,15 @@ impl Model {
                     patterns: matching,
                     received: BTreeSet::new(),
                 });
+            }
+            // As Redis frees an over-limit client after the command: it
+            // loses every subscription once this publish is done.
+            if sub.disconnecting {
+                sub.disconnecting = false;
+                sub.gone = true;
+                sub.channels.clear();
+                sub.patterns.clear();
+                sub.shards.clear();
             }
         }
         count
@@ -317,8 +374,15 @@ fn receive(
                 };
                 check_message(&msg, &expected, &mut model.groups)?;
             }
+            None if model.subs[i].gone => {
+                prop_assert_eq!(subs[i].try_recv(), Err(TryRecvError::Disconnected));
+                if blocking {
+                    prop_assert_eq!(subs[i].recv(), Err(RecvError::Disconnected));
+                }
+                break;
+            }
             None => {
-                prop_assert_eq!(subs[i].try_recv(), Err(tannoy::TryRecvError::Empty));
+                prop_assert_eq!(subs[i].try_recv(), Err(TryRecvError::Empty));
                 break;
             }
         }
@@ -339,30 +403,21 @@ fn inspect(model: &Model, sub: &Subscriber, i: usize) -> Result<(), TestCaseErro
     prop_assert_eq!(sub.is_empty(), m.queue.is_empty());
     prop_assert_eq!(sub.dropped(), m.dropped);
     prop_assert_eq!(sub.capacity(), m.capacity);
-    let policy = if m.drop_newest {
-        OverflowPolicy::DropNewest
-    } else {
-        OverflowPolicy::DropOldest
-    };
-    prop_assert_eq!(sub.overflow_policy(), policy);
+    prop_assert_eq!(sub.overflow_policy(), m.policy.tannoy());
+    prop_assert_eq!(sub.is_disconnected(), m.gone);
     Ok(())
 }
 
 /// A subscriber with the capacity and policy a model slot uses (through
-/// the broker's defaults when they agree, to cover both ways).
-fn new_subscriber(broker: &Broker, capacity: usize, drop_newest: bool) -> Subscriber {
-    let policy = if drop_newest {
-        OverflowPolicy::DropNewest
-    } else {
-        OverflowPolicy::DropOldest
-    };
-    match (capacity == DEFAULT_CAPACITY, drop_newest) {
-        (true, false) => broker.subscriber(),
-        (true, true) => broker.subscriber_with(policy),
+/// the broker's defaults when they agree, to cover every constructor).
+fn new_subscriber(broker: &Broker, capacity: usize, policy: Policy) -> Subscriber {
+    match (capacity == DEFAULT_CAPACITY, policy) {
+        (true, Policy::Oldest) => broker.subscriber(),
+        (true, _) => broker.subscriber_with(policy.tannoy()),
         _ => broker
             .subscriber_builder()
             .queue_capacity(capacity)
-            .overflow_policy(policy)
+            .overflow_policy(policy.tannoy())
             .build(),
     }
 }
@@ -371,19 +426,19 @@ fn new_subscriber(broker: &Broker, capacity: usize, drop_newest: bool) -> Subscr
 const DEFAULT_CAPACITY: usize = 2;
 
 /// Runs `ops` against a broker and the model, comparing every result.
-fn run(shards: usize, slots: &[(usize, bool)], ops: &[Op]) -> Result<(), TestCaseError> {
+fn run(shards: usize, slots: &[(usize, Policy)], ops: &[Op]) -> Result<(), TestCaseError> {
     let broker = Broker::builder()
         .queue_capacity(DEFAULT_CAPACITY)
         .shards(shards)
         .build();
     let mut subs: Vec<Subscriber> = slots
         .iter()
-        .map(|&(capacity, drop_newest)| new_subscriber(&broker, capacity, drop_newest))
+        .map(|&(capacity, policy)| new_subscriber(&broker, capacity, policy))
         .collect();
     let mut model = Model {
         subs: slots
             .iter()
-            .map(|&(capacity, drop_newest)| SubModel::new(capacity, drop_newest))
+            .map(|&(capacity, policy)| SubModel::new(capacity, policy))
             .collect(),
         groups: Vec::new(),
         publishes: 0,
@@ -393,23 +448,29 @@ fn run(shards: usize, slots: &[(usize, bool)], ops: &[Op]) -> Result<(), TestCas
         match op {
             Op::Subscribe(i, n) => {
                 let got = subs[*i].subscribe(names(n));
-                model.subs[*i]
-                    .channels
-                    .extend(names(n).iter().map(|n| n.to_vec()));
+                if !model.subs[*i].gone {
+                    model.subs[*i]
+                        .channels
+                        .extend(names(n).iter().map(|n| n.to_vec()));
+                }
                 prop_assert_eq!(got, model.subs[*i].count(), "{:?}", op);
             }
             Op::PSubscribe(i, n) => {
                 let got = subs[*i].psubscribe(names(n));
-                model.subs[*i]
-                    .patterns
-                    .extend(names(n).iter().map(|n| n.to_vec()));
+                if !model.subs[*i].gone {
+                    model.subs[*i]
+                        .patterns
+                        .extend(names(n).iter().map(|n| n.to_vec()));
+                }
                 prop_assert_eq!(got, model.subs[*i].count(), "{:?}", op);
             }
             Op::SSubscribe(i, n) => {
                 let got = subs[*i].ssubscribe(names(n));
-                model.subs[*i]
-                    .shards
-                    .extend(names(n).iter().map(|n| n.to_vec()));
+                if !model.subs[*i].gone {
+                    model.subs[*i]
+                        .shards
+                        .extend(names(n).iter().map(|n| n.to_vec()));
+                }
                 prop_assert_eq!(got, model.subs[*i].shards.len(), "{:?}", op);
             }
             Op::Unsubscribe(i, n) => {
@@ -456,9 +517,9 @@ fn run(shards: usize, slots: &[(usize, bool)], ops: &[Op]) -> Result<(), TestCas
                 prop_assert_eq!(got, model.publish(true, *c), "{:?}", op);
             }
             Op::Recv(i, n, blocking) => receive(&mut model, &subs, *i, *n, *blocking)?,
-            Op::Recreate(i, capacity, drop_newest) => {
-                subs[*i] = new_subscriber(&broker, *capacity, *drop_newest);
-                model.subs[*i] = SubModel::new(*capacity, *drop_newest);
+            Op::Recreate(i, capacity, policy) => {
+                subs[*i] = new_subscriber(&broker, *capacity, *policy);
+                model.subs[*i] = SubModel::new(*capacity, *policy);
             }
             Op::Channels(filter) => {
                 let filter = filter.map(|f| NAMES[f]);
@@ -525,12 +586,13 @@ proptest! {
     })]
 
     /// tannoy agrees with the reference model on every observable result of
-    /// random operation sequences over 3-4 subscribers with queues of 1-3.
+    /// random operation sequences over 3-4 subscribers with queues of 1-3 and
+    /// every overflow policy.
     #[test]
     fn prop_broker_agrees_with_reference_model(
         (shards, slots, ops) in (
             prop::sample::select(vec![1usize, 2, 64]),
-            prop::collection::vec((1..=3usize, prop::bool::weighted(0.25)), 3..=4),
+            prop::collection::vec((1..=3usize, policy()), 3..=4),
         )
             .prop_flat_map(|(shards, slots)| {
                 let n = slots.len();
@@ -555,5 +617,14 @@ fn model_accepts_any_order_of_one_publishes_pattern_messages() {
         Op::Publish(4),
         Op::Inspect(0),
     ];
-    run(2, &[(3, false), (2, false), (1, true)], &ops).unwrap();
+    run(
+        2,
+        &[
+            (3, Policy::Oldest),
+            (2, Policy::Oldest),
+            (1, Policy::Newest),
+        ],
+        &ops,
+    )
+    .unwrap();
 }
