@@ -244,28 +244,28 @@ impl Model {
                     sub.push(message(MessageKind::SMessage, None));
                     count += 1;
                 }
-                continue;
-            }
-            if sub.channels.contains(name) {
-                sub.push(message(MessageKind::Message, None));
-                count += 1;
-            }
-            let matching: BTreeSet<Vec<u8>> = sub
-                .patterns
-                .iter()
-                .filter(|p| glob_match(p, name))
-                .cloned()
-                .collect();
-            if !matching.is_empty() {
-                let group = self.groups.len();
-                for _ in 0..matching.len() {
-                    sub.push(message(MessageKind::PMessage, Some(group)));
+            } else {
+                if sub.channels.contains(name) {
+                    sub.push(message(MessageKind::Message, None));
+                    count += 1;
                 }
-                count += matching.len();
-                self.groups.push(Group {
-                    patterns: matching,
-                    received: BTreeSet::new(),
-                });
+                let matching: BTreeSet<Vec<u8>> = sub
+                    .patterns
+                    .iter()
+                    .filter(|p| glob_match(p, name))
+                    .cloned()
+                    .collect();
+                if !matching.is_empty() {
+                    let group = self.groups.len();
+                    for _ in 0..matching.len() {
+                        sub.push(message(MessageKind::PMessage, Some(group)));
+                    }
+                    count += matching.len();
+                    self.groups.push(Group {
+                        patterns: matching,
+                        received: BTreeSet::new(),
+                    });
+                }
             }
             // As Redis frees an over-limit client after the command: it
             // loses every subscription once this publish is done.
@@ -578,7 +578,11 @@ fn run(shards: usize, slots: &[(usize, Policy)], ops: &[Op]) -> Result<(), TestC
 
 proptest! {
     #![proptest_config(Config {
-        cases: if cfg!(miri) { 8 } else { 256 },
+        // PROPTEST_CASES still overrides, for deeper runs.
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if cfg!(miri) { 8 } else { 256 }),
         // Failures are reported (and shrunk) but not written next to the
         // sources; a found case becomes a named regression test instead.
         failure_persistence: None,
@@ -623,6 +627,33 @@ fn model_accepts_any_order_of_one_publishes_pattern_messages() {
             (3, Policy::Oldest),
             (2, Policy::Oldest),
             (1, Policy::Newest),
+        ],
+        &ops,
+    )
+    .unwrap();
+}
+
+/// Found by the property test (a model bug, kept as a regression): a
+/// Disconnect subscriber overflowed by `spublish` loses its shard channels
+/// too.
+#[test]
+fn model_spublish_overflow_disconnects_shard_subscriber() {
+    let ops = [
+        Op::Recreate(1, 1, Policy::Disconnect),
+        Op::SSubscribe(1, vec![1]),
+        Op::SPublish(1),
+        Op::SPublish(1),
+        Op::Inspect(1),
+        Op::ShardChannels(None),
+        Op::SSubscribe(1, vec![2]),
+        Op::Recv(1, 2, true),
+    ];
+    run(
+        64,
+        &[
+            (1, Policy::Oldest),
+            (3, Policy::Oldest),
+            (3, Policy::Oldest),
         ],
         &ops,
     )
