@@ -10,7 +10,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tannoy::Broker;
+use tannoy::{Broker, glob_match};
+
+#[path = "support/workload.rs"]
+mod workload;
+
+use workload::{HOT_CHANNEL, PATTERN_COUNTS, fresh_channels, realistic_patterns};
 
 /// A payload like a small JSON event, heap-allocated as real payloads are:
 /// cloning it is an atomic reference-count increment for every contender.
@@ -221,11 +226,184 @@ fn timed_batches<R>(
         .mul_f64(iters as f64 / (batches * BATCH) as f64)
 }
 
+/// What Redis does on every `PUBLISH`: test every pattern with the
+/// reference matcher, in a loop, and deliver each match (here to a
+/// crossbeam channel).
+struct LinearScan {
+    /// Subscribed patterns with their subscriber's queue.
+    patterns: Vec<(Vec<u8>, crossbeam_channel::Sender<Bytes>)>,
+}
+
+impl LinearScan {
+    /// Delivers `payload` to every pattern matching `channel`.
+    fn publish(&self, channel: &[u8], payload: &Bytes) -> usize {
+        let mut receivers = 0;
+        for (pattern, queue) in &self.patterns {
+            if glob_match(pattern, channel) {
+                let _ = queue.try_send(payload.clone());
+                receivers += 1;
+            }
+        }
+        receivers
+    }
+}
+
+/// Publish with n realistic patterns held (one subscriber holds them all),
+/// to the same channel every time and to a new channel every time, beside
+/// Redis's linear scan with the reference matcher. Each iteration publishes
+/// and drains what was delivered.
+fn publish_with_patterns(c: &mut Criterion) {
+    let fresh = fresh_channels();
+    for (group_name, hot) in [
+        ("patterns_hot_channel", true),
+        ("patterns_new_channel", false),
+    ] {
+        let mut group = c.benchmark_group(group_name);
+        group.throughput(Throughput::Elements(1));
+        for n in PATTERN_COUNTS {
+            let patterns = realistic_patterns(n);
+            let p = payload();
+
+            let broker = Broker::new();
+            let mut sub = broker.subscriber();
+            sub.psubscribe(&patterns);
+            let mut i = 0usize;
+            group.bench_with_input(BenchmarkId::new("tannoy", n), &n, |b, _| {
+                b.iter(|| {
+                    let channel = if hot {
+                        HOT_CHANNEL
+                    } else {
+                        &fresh[i % fresh.len()][..]
+                    };
+                    i += 1;
+                    black_box(broker.publish(channel, p.clone()));
+                    for msg in sub.try_iter() {
+                        black_box(msg);
+                    }
+                })
+            });
+
+            let (tx, rx) = crossbeam_channel::bounded(1024);
+            let scan = LinearScan {
+                patterns: patterns.iter().map(|p| (p.clone(), tx.clone())).collect(),
+            };
+            let mut i = 0usize;
+            group.bench_with_input(BenchmarkId::new("linear_scan", n), &n, |b, _| {
+                b.iter(|| {
+                    let channel = if hot {
+                        HOT_CHANNEL
+                    } else {
+                        &fresh[i % fresh.len()][..]
+                    };
+                    i += 1;
+                    black_box(scan.publish(channel, &p));
+                    for msg in rx.try_iter() {
+                        black_box(msg);
+                    }
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+/// One psubscribe plus one punsubscribe while 10,000 patterns are held (by
+/// another subscriber), cycling through patterns of the same realistic mix
+/// that are not held. The peer is the linear scan's list: append, then find
+/// and remove.
+fn pattern_churn(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pattern_churn_10k_held");
+    group.throughput(Throughput::Elements(1));
+    let all = realistic_patterns(20_000);
+    let (held, churn) = all.split_at(10_000);
+
+    let broker = Broker::new();
+    let mut holder = broker.subscriber();
+    holder.psubscribe(held);
+    let mut churner = broker.subscriber();
+    let mut i = 0usize;
+    group.bench_function("tannoy", |b| {
+        b.iter(|| {
+            let pattern = &churn[i % churn.len()];
+            i += 1;
+            black_box(churner.psubscribe([pattern]));
+            black_box(churner.punsubscribe([pattern]));
+        })
+    });
+
+    let (tx, _rx) = crossbeam_channel::bounded(1);
+    let mut scan = LinearScan {
+        patterns: held.iter().map(|p| (p.clone(), tx.clone())).collect(),
+    };
+    let mut i = 0usize;
+    group.bench_function("linear_scan", |b| {
+        b.iter(|| {
+            let pattern = &churn[i % churn.len()];
+            i += 1;
+            scan.patterns.push((pattern.clone(), tx.clone()));
+            let at = scan
+                .patterns
+                .iter()
+                .rposition(|(p, _)| p == pattern)
+                .unwrap();
+            black_box(scan.patterns.remove(at));
+        })
+    });
+    group.finish();
+}
+
+/// Publish+receive throughput with one thread, and with two threads on
+/// distinct channels (each publishing to its own subscriber and draining
+/// it): lock sharding should let the second thread add throughput.
+fn publisher_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("publisher_threads");
+    group.throughput(Throughput::Elements(1));
+    for threads in [1usize, 2] {
+        let broker = Broker::new();
+        let subs: Vec<_> = (0..threads)
+            .map(|t| {
+                let mut sub = broker.subscriber();
+                sub.subscribe([format!("sensor:{t}:reading")]);
+                sub
+            })
+            .collect();
+        // One payload per thread: cloning a shared one would bounce its
+        // reference count's cache line between the threads.
+        let payloads: Vec<Bytes> = (0..threads).map(|_| payload()).collect();
+        group.bench_with_input(BenchmarkId::from_parameter(threads), &threads, |b, _| {
+            b.iter_custom(|iters| {
+                let per_thread = iters.div_ceil(threads as u64);
+                let start = Instant::now();
+                thread::scope(|scope| {
+                    for (t, (sub, p)) in subs.iter().zip(&payloads).enumerate() {
+                        let broker = &broker;
+                        scope.spawn(move || {
+                            let channel = format!("sensor:{t}:reading");
+                            for _ in 0..per_thread {
+                                broker.publish(channel.as_str(), p.clone());
+                                black_box(sub.try_recv().unwrap());
+                            }
+                        });
+                    }
+                });
+                // Time per message of the combined throughput.
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_thread * threads as u64) as f64)
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     publish_recv_one,
     fanout,
     cross_thread,
-    async_delivery
+    async_delivery,
+    publish_with_patterns,
+    pattern_churn,
+    publisher_threads
 );
 criterion_main!(benches);
