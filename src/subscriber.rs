@@ -385,7 +385,12 @@ impl<P> Subscriber<P> {
     ///
     /// The future is woken by the publisher that queues a message (or by
     /// close); it needs no particular runtime. It is cancellation-safe:
-    /// dropping it before it completes loses no message.
+    /// dropping it before it completes loses no message, so it can sit in a
+    /// `select!` beside other futures.
+    ///
+    /// It borrows the subscriber mutably because a subscriber keeps one
+    /// async waiter: a subscriber is one consumer, as a Redis connection
+    /// is. To consume in several tasks, give each task its own subscriber.
     ///
     /// # Errors
     ///
