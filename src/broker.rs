@@ -1,4 +1,5 @@
-//! The broker: handles, builder, publishing and introspection.
+//! The broker: its handle, publishing, subscription bookkeeping and
+//! introspection.
 //!
 //! # Lock order
 //!
@@ -21,35 +22,22 @@
 
 use std::fmt;
 use std::hash::BuildHasher;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashMap};
 
-use crate::message::{Envelope, MessageKind, Retired};
+use crate::builder::{BrokerBuilder, MAX_SHARDS, SubscriberBuilder};
+use crate::delivery::Delivery;
+use crate::filter::ChannelFilter;
+use crate::message::{Envelope, MessageKind};
 use crate::pattern::Pattern;
 use crate::pattern::index::PatternIndex;
-use crate::queue::{OverflowPolicy, Pushed};
+use crate::queue::OverflowPolicy;
 use crate::shard::{Namespace, Shard, Subscribers};
 use crate::subscriber::{Subscriber, SubscriberShared, Subscriptions};
 use crate::sync::{Mutex, RwLock};
-
-/// Default [`BrokerBuilder::queue_capacity`]: enough to ride out bursts of a
-/// thousand messages per subscriber while bounding a stalled subscriber's
-/// memory to about a thousand small messages.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
-
-/// Default [`BrokerBuilder::shards`]. Shards cost about 128 bytes each, and
-/// with 64 the chance that two publishers on distinct channels share a lock
-/// is 1 in 64; 16 made that collision show up in a few percent of
-/// two-publisher benchmark runs.
-pub const DEFAULT_SHARDS: usize = 64;
-
-/// Upper bound on [`BrokerBuilder::shards`]; the shard index is taken from
-/// 16 bits of the channel hash that the hash tables themselves do not use.
-pub const MAX_SHARDS: usize = 1 << 16;
 
 /// Bits of the channel hash below the shard index (see [`MAX_SHARDS`]):
 /// hashbrown uses the low bits for the bucket and the top 7 for its tags.
@@ -116,6 +104,15 @@ pub(crate) struct Inner<P> {
 pub struct Broker<P = Bytes> {
     /// The shared broker.
     inner: Arc<Inner<P>>,
+}
+
+impl<P> Broker<P> {
+    /// The first handle to a new broker.
+    pub(crate) fn from_inner(inner: Inner<P>) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
 }
 
 impl Broker<Bytes> {
@@ -211,15 +208,11 @@ impl<P: Clone + Send + Sync + 'static> Broker<P> {
     /// assert_eq!(dashboard.capacity(), 16);
     /// ```
     pub fn subscriber_builder(&self) -> SubscriberBuilder<'_, P> {
-        SubscriberBuilder {
-            broker: self,
-            queue_capacity: self.inner.queue_capacity,
-            overflow_policy: self.inner.overflow_policy,
-        }
+        SubscriberBuilder::new(self, self.inner.queue_capacity, self.inner.overflow_policy)
     }
 
     /// Registers a new subscriber with these queue settings.
-    fn register(&self, capacity: usize, policy: OverflowPolicy) -> Subscriber<P> {
+    pub(crate) fn register(&self, capacity: usize, policy: OverflowPolicy) -> Subscriber<P> {
         let inner = &self.inner;
         let id = inner.next_subscriber_id.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(SubscriberShared::new(id, capacity, policy));
@@ -451,322 +444,32 @@ impl<P> fmt::Debug for Broker<P> {
     }
 }
 
-/// Builds a [`Broker`] with non-default settings.
-///
-/// # Examples
-///
-/// ```
-/// use std::sync::Arc;
-/// use tannoy::{BrokerBuilder, OverflowPolicy};
-///
-/// #[derive(Debug)]
-/// struct Prediction { score: f32 }
-///
-/// let broker = BrokerBuilder::<Arc<Prediction>>::new()
-///     .queue_capacity(256)
-///     .overflow_policy(OverflowPolicy::DropOldest)
-///     .build();
-/// let mut sub = broker.subscriber();
-/// sub.subscribe(["ai:predictions:ready"]);
-/// broker.publish("ai:predictions:ready", Arc::new(Prediction { score: 0.9 }));
-/// assert_eq!(sub.recv()?.payload().score, 0.9);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct BrokerBuilder<P = Bytes> {
-    /// See [`BrokerBuilder::queue_capacity`].
-    queue_capacity: usize,
-    /// See [`BrokerBuilder::shards`].
-    shards: usize,
-    /// See [`BrokerBuilder::overflow_policy`].
-    overflow_policy: OverflowPolicy,
-    /// The payload type the built broker carries.
-    payload: PhantomData<fn() -> P>,
-}
-
-impl<P> BrokerBuilder<P> {
-    /// A builder with the default settings.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let broker = tannoy::BrokerBuilder::<String>::new().build();
-    /// # let _ = broker;
-    /// ```
-    pub fn new() -> Self {
-        Self {
-            queue_capacity: DEFAULT_QUEUE_CAPACITY,
-            shards: DEFAULT_SHARDS,
-            overflow_policy: OverflowPolicy::default(),
-            payload: PhantomData,
-        }
-    }
-
-    /// How many messages each subscriber's queue holds before its overflow
-    /// policy applies. Default: [`DEFAULT_QUEUE_CAPACITY`] (1024).
-    ///
-    /// Memory grows with use, up to this many messages per subscriber.
-    ///
-    /// # Panics
-    ///
-    /// If `capacity` is 0.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let broker = tannoy::Broker::builder().queue_capacity(4).build();
-    /// assert_eq!(broker.subscriber().capacity(), 4);
-    /// ```
-    #[track_caller]
-    pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        assert!(capacity > 0, "queue capacity must be at least 1");
-        self.queue_capacity = capacity;
-        self
-    }
-
-    /// How many lock shards hold the channel registry; rounded up to a power
-    /// of two, at most [`MAX_SHARDS`]. Default: [`DEFAULT_SHARDS`] (64).
-    ///
-    /// More shards let more threads publish to different channels without
-    /// sharing a lock; each costs about 128 bytes.
-    ///
-    /// # Panics
-    ///
-    /// If `shards` is 0.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let broker = tannoy::Broker::builder().shards(4).build();
-    /// # let _ = broker;
-    /// ```
-    #[track_caller]
-    pub fn shards(mut self, shards: usize) -> Self {
-        assert!(shards > 0, "a broker needs at least one shard");
-        self.shards = shards.min(MAX_SHARDS).next_power_of_two();
-        self
-    }
-
-    /// The overflow policy of subscribers made with
-    /// [`Broker::subscriber`]. Default: [`OverflowPolicy::DropOldest`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tannoy::OverflowPolicy;
-    ///
-    /// let broker = tannoy::Broker::builder()
-    ///     .overflow_policy(OverflowPolicy::Disconnect)
-    ///     .build();
-    /// assert_eq!(broker.subscriber().overflow_policy(), OverflowPolicy::Disconnect);
-    /// ```
-    pub fn overflow_policy(mut self, policy: OverflowPolicy) -> Self {
-        self.overflow_policy = policy;
-        self
-    }
-}
-
-impl<P: Clone + Send + Sync + 'static> BrokerBuilder<P> {
-    /// Builds the broker.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let broker = tannoy::Broker::builder().build();
-    /// assert!(!broker.is_closed());
-    /// ```
-    pub fn build(self) -> Broker<P> {
-        let shards = (0..self.shards)
-            .map(|_| CachePadded(Mutex::new(Shard::default())))
-            .collect();
-        Broker {
-            inner: Arc::new(Inner {
-                shards,
-                shard_mask: self.shards - 1,
-                hasher: DefaultHashBuilder::default(),
-                patterns: RwLock::new(PatternIndex::new()),
-                pattern_count: AtomicUsize::new(0),
-                subscribers: Mutex::new(HashMap::new()),
-                next_subscriber_id: AtomicU64::new(0),
-                closed: AtomicBool::new(false),
-                handles: AtomicUsize::new(1),
-                queue_capacity: self.queue_capacity,
-                overflow_policy: self.overflow_policy,
-            }),
-        }
-    }
-}
-
-impl<P> Default for BrokerBuilder<P> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<P> fmt::Debug for BrokerBuilder<P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BrokerBuilder")
-            .field("queue_capacity", &self.queue_capacity)
-            .field("shards", &self.shards)
-            .field("overflow_policy", &self.overflow_policy)
-            .finish()
-    }
-}
-
-/// Builds a [`Subscriber`] with its own queue settings; made by
-/// [`Broker::subscriber_builder`].
-///
-/// # Examples
-///
-/// ```
-/// let broker = tannoy::Broker::new();
-/// let mut slow = broker.subscriber_builder().queue_capacity(2).build();
-/// slow.subscribe(["ticks"]);
-/// for i in 0..5 {
-///     broker.publish("ticks", i.to_string());
-/// }
-/// assert_eq!(slow.dropped(), 3);
-/// ```
-#[must_use = "a SubscriberBuilder does nothing until `build` is called"]
-pub struct SubscriberBuilder<'a, P> {
-    /// The broker the subscriber will belong to.
-    broker: &'a Broker<P>,
-    /// See [`SubscriberBuilder::queue_capacity`].
-    queue_capacity: usize,
-    /// See [`SubscriberBuilder::overflow_policy`].
-    overflow_policy: OverflowPolicy,
-}
-
-impl<P: Clone + Send + Sync + 'static> SubscriberBuilder<'_, P> {
-    /// How many messages this subscriber's queue holds before its overflow
-    /// policy applies. Default: the broker's
-    /// [`queue_capacity`](BrokerBuilder::queue_capacity).
-    ///
-    /// # Panics
-    ///
-    /// If `capacity` is 0.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let broker = tannoy::Broker::new();
-    /// assert_eq!(broker.subscriber_builder().queue_capacity(3).build().capacity(), 3);
-    /// ```
-    #[track_caller]
-    pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        assert!(capacity > 0, "queue capacity must be at least 1");
-        self.queue_capacity = capacity;
-        self
-    }
-
-    /// What this subscriber's full queue does with a new message. Default:
-    /// the broker's [`overflow_policy`](BrokerBuilder::overflow_policy).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tannoy::OverflowPolicy;
-    ///
-    /// let broker = tannoy::Broker::new();
-    /// let sub = broker.subscriber_builder().overflow_policy(OverflowPolicy::DropNewest).build();
-    /// assert_eq!(sub.overflow_policy(), OverflowPolicy::DropNewest);
-    /// ```
-    pub fn overflow_policy(mut self, policy: OverflowPolicy) -> Self {
-        self.overflow_policy = policy;
-        self
-    }
-
-    /// Creates the subscriber. It holds no subscriptions yet.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber_builder().build();
-    /// assert_eq!(sub.subscribe(["a"]), 1);
-    /// ```
-    #[must_use = "dropping a Subscriber unsubscribes it from everything"]
-    pub fn build(self) -> Subscriber<P> {
-        self.broker
-            .register(self.queue_capacity, self.overflow_policy)
-    }
-}
-
-impl<P> fmt::Debug for SubscriberBuilder<'_, P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SubscriberBuilder")
-            .field("queue_capacity", &self.queue_capacity)
-            .field("overflow_policy", &self.overflow_policy)
-            .finish()
-    }
-}
-
-/// The optional glob accepted by [`Broker::channels`] and
-/// [`Broker::shard_channels`].
-///
-/// Implemented for `Option<&str>` (so both `None` and `Some("ai:*")` work)
-/// and for plain names: `&str`, `String`, `&[u8]`, `&[u8; N]`, `Vec<u8>` and
-/// [`Bytes`], which filter by that pattern. Use a plain byte string for a
-/// binary pattern: `broker.channels(b"\x80*")`.
-///
-/// # Examples
-///
-/// ```
-/// let broker = tannoy::Broker::new();
-/// let mut sub = broker.subscriber();
-/// sub.subscribe([b"\x80raw".as_slice(), b"text"]);
-/// assert_eq!(broker.channels(None).len(), 2);
-/// assert_eq!(broker.channels(Some("t*")), ["text"]);
-/// assert_eq!(broker.channels(b"\x80*"), [b"\x80raw".as_slice()]);
-/// ```
-pub trait ChannelFilter: sealed::Sealed {
-    /// The pattern's bytes, or `None` for no filter.
-    fn pattern(&self) -> Option<&[u8]>;
-}
-
-/// Keeps [`ChannelFilter`] closed to new implementations, so more can be
-/// added without breaking anyone.
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// Implements [`ChannelFilter`] for owned and borrowed byte-string types.
-macro_rules! channel_filter_for {
-    ($($ty:ty),*) => {$(
-        impl sealed::Sealed for $ty {}
-        impl ChannelFilter for $ty {
-            fn pattern(&self) -> Option<&[u8]> {
-                Some(AsRef::<[u8]>::as_ref(self))
-            }
-        }
-    )*};
-}
-
-channel_filter_for!(
-    &str,
-    String,
-    &String,
-    &[u8],
-    Vec<u8>,
-    &Vec<u8>,
-    Bytes,
-    &Bytes
-);
-
-impl<const N: usize> sealed::Sealed for &[u8; N] {}
-impl<const N: usize> ChannelFilter for &[u8; N] {
-    fn pattern(&self) -> Option<&[u8]> {
-        Some(self.as_slice())
-    }
-}
-
-impl sealed::Sealed for Option<&str> {}
-impl ChannelFilter for Option<&str> {
-    fn pattern(&self) -> Option<&[u8]> {
-        self.map(str::as_bytes)
-    }
-}
-
 impl<P> Inner<P> {
+    /// A broker's state with `shards` shards (a power of two, at most
+    /// [`MAX_SHARDS`]) and these defaults for new subscribers.
+    pub(crate) fn new(
+        shards: usize,
+        queue_capacity: usize,
+        overflow_policy: OverflowPolicy,
+    ) -> Self {
+        debug_assert!(shards.is_power_of_two() && shards <= MAX_SHARDS);
+        Self {
+            shards: (0..shards)
+                .map(|_| CachePadded(Mutex::new(Shard::default())))
+                .collect(),
+            shard_mask: shards - 1,
+            hasher: DefaultHashBuilder::default(),
+            patterns: RwLock::new(PatternIndex::new()),
+            pattern_count: AtomicUsize::new(0),
+            subscribers: Mutex::new(HashMap::new()),
+            next_subscriber_id: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            handles: AtomicUsize::new(1),
+            queue_capacity,
+            overflow_policy,
+        }
+    }
+
     /// The hash of a channel name: picks its shard and finds it there.
     fn hash(&self, name: &[u8]) -> u64 {
         self.hasher.hash_one(name)
@@ -832,7 +535,7 @@ impl<P> Inner<P> {
 
     /// Removes every subscription of `subscriber` and marks it gone, so it
     /// ignores later subscribe calls.
-    fn unsubscribe_all(&self, subscriber: &SubscriberShared<P>) {
+    pub(crate) fn unsubscribe_all(&self, subscriber: &SubscriberShared<P>) {
         let mut subscriptions = subscriber.subscriptions.lock();
         let Subscriptions {
             channels,
@@ -1068,84 +771,5 @@ impl<P: Clone + Send + Sync + 'static> Inner<P> {
         drop(index);
         drop(shard);
         delivery.finish()
-    }
-}
-
-/// The tally of one publish, and what it must do once it holds no lock.
-///
-/// Nothing that may hold the last reference to a payload is dropped while
-/// the broker holds a lock, since a payload's `Drop` may itself publish or
-/// subscribe; such values wait here until the `Delivery` is dropped, which
-/// happens after the lock guards are released, on success and on unwinding
-/// alike.
-struct Delivery<'a, P> {
-    /// The broker, to unsubscribe disconnected subscribers.
-    broker: &'a Inner<P>,
-    /// Deliveries counted so far (Redis's `PUBLISH` reply).
-    count: usize,
-    /// Subscribers whose queue overflowed under `Disconnect` during this
-    /// publish.
-    disconnected: Vec<Arc<SubscriberShared<P>>>,
-    /// What the channel's reused envelope displaced.
-    retired: Retired<P>,
-    /// The first envelope a queue gave back (evicted or discarded); most
-    /// publishes give back at most one, and this one needs no allocation.
-    unqueued: Option<Arc<Envelope<P>>>,
-    /// Any further envelopes given back.
-    more_unqueued: Vec<Arc<Envelope<P>>>,
-}
-
-impl<'a, P> Delivery<'a, P> {
-    /// An empty tally for a publish on `broker`.
-    fn new(broker: &'a Inner<P>) -> Self {
-        Self {
-            broker,
-            count: 0,
-            disconnected: Vec::new(),
-            retired: Retired::Nothing,
-            unqueued: None,
-            more_unqueued: Vec::new(),
-        }
-    }
-
-    /// Queues `envelope` for each of `subscribers` (the last one gets the
-    /// reference itself, saving a clone) and counts the addressed ones.
-    fn fan_out(&mut self, subscribers: &[Arc<SubscriberShared<P>>], envelope: Arc<Envelope<P>>) {
-        if let Some((last, rest)) = subscribers.split_last() {
-            for subscriber in rest {
-                self.push(subscriber, Arc::clone(&envelope));
-            }
-            self.push(last, envelope);
-        }
-    }
-
-    /// Queues `envelope` for `subscriber` and counts it if it was addressed.
-    fn push(&mut self, subscriber: &Arc<SubscriberShared<P>>, envelope: Arc<Envelope<P>>) {
-        let (pushed, unqueued) = subscriber.queue.push(envelope);
-        self.count += usize::from(pushed.addressed());
-        if pushed == Pushed::Disconnected {
-            self.disconnected.push(Arc::clone(subscriber));
-        }
-        if let Some(envelope) = unqueued {
-            match self.unqueued {
-                None => self.unqueued = Some(envelope),
-                Some(_) => self.more_unqueued.push(envelope),
-            }
-        }
-    }
-
-    /// Ends the publish (see `Drop`) and returns the count.
-    fn finish(self) -> usize {
-        self.count
-    }
-}
-
-impl<P> Drop for Delivery<'_, P> {
-    /// Unsubscribes the subscribers this publish disconnected; the values
-    /// given back by the queues are dropped right after, with no lock held.
-    fn drop(&mut self) {
-        for subscriber in &self.disconnected {
-            self.broker.unsubscribe_all(subscriber);
-        }
     }
 }

@@ -198,7 +198,10 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod broker;
+mod builder;
+mod delivery;
 mod error;
+mod filter;
 mod message;
 mod pattern;
 mod queue;
@@ -206,12 +209,13 @@ mod shard;
 mod subscriber;
 mod sync;
 
-pub use broker::{
-    Broker, BrokerBuilder, ChannelFilter, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHARDS, MAX_SHARDS,
-    SubscriberBuilder,
+pub use broker::Broker;
+pub use builder::{
+    BrokerBuilder, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHARDS, MAX_SHARDS, SubscriberBuilder,
 };
 pub use bytes::Bytes;
 pub use error::{RecvError, RecvTimeoutError, TryRecvError};
+pub use filter::ChannelFilter;
 pub use message::{Message, MessageKind};
 pub use pattern::{Pattern, glob_match};
 pub use queue::OverflowPolicy;

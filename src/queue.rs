@@ -78,7 +78,7 @@ pub enum OverflowPolicy {
     /// everything at once, as Redis disconnects a pub/sub client over its
     /// `client-output-buffer-limit`. Messages already queued can still be
     /// received; after them, receiving reports
-    /// [`RecvError::Disconnected`](crate::RecvError::Disconnected).
+    /// [`RecvError::Disconnected`].
     Disconnect,
 }
 

@@ -285,7 +285,7 @@ impl<P> Subscriber<P> {
     /// Once the queue is drained: [`RecvError::Closed`] if the broker was
     /// closed (or its last handle dropped), [`RecvError::Disconnected`] if
     /// this subscriber was disconnected by
-    /// [`OverflowPolicy::Disconnect`](crate::OverflowPolicy::Disconnect).
+    /// [`OverflowPolicy::Disconnect`].
     ///
     /// # Examples
     ///
@@ -532,7 +532,7 @@ impl<P> Subscriber<P> {
     }
 
     /// Whether the subscriber was disconnected by
-    /// [`OverflowPolicy::Disconnect`](crate::OverflowPolicy::Disconnect).
+    /// [`OverflowPolicy::Disconnect`].
     /// A disconnected subscriber holds no subscriptions and ignores new
     /// ones; create a new subscriber to "reconnect".
     ///
