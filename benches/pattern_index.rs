@@ -40,108 +40,16 @@
 #[path = "../src/pattern/mod.rs"]
 mod pattern;
 
-use std::collections::HashSet;
 use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use pattern::index::PatternIndex;
 use pattern::{Pattern, glob_match};
+use workload::{HOT_CHANNEL, PATTERN_COUNTS as SIZES, fresh_channels, realistic_patterns};
 
-/// A tiny xorshift64 generator: seeded, so every run sees the same data.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
-
-const NAMESPACES: &[&str] = &[
-    "ai",
-    "ml",
-    "billing",
-    "auth",
-    "search",
-    "chat",
-    "infra",
-    "analytics",
-];
-const COLLECTIONS: &[&str] = &[
-    "conversations",
-    "models",
-    "jobs",
-    "users",
-    "orders",
-    "sessions",
-    "invoices",
-    "alerts",
-];
-const FIELDS: &[&str] = &["status", "events", "updated", "created", "log", "metrics"];
-
-/// `n` distinct patterns in the four shapes of a real deployment, with
-/// varying names and numbers: `ai:conversations:*` (and per-id
-/// `ai:conversations:42:*`), `ml:models:*:status`, `tenant42:*:events`,
-/// `[a-c]*:log?`. The first `k` patterns of a larger set are the same as
-/// a set of `k`, so sizes are comparable.
-fn realistic_patterns(n: usize) -> Vec<Vec<u8>> {
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-    let mut seen = HashSet::new();
-    let mut patterns = Vec::with_capacity(n);
-    let mut i = 0usize;
-    while patterns.len() < n {
-        let (ns, coll, field) = (
-            rng.pick(NAMESPACES),
-            rng.pick(COLLECTIONS),
-            rng.pick(FIELDS),
-        );
-        let k = rng.below(100_000);
-        let pattern = match i % 4 {
-            0 if rng.below(8) == 0 => format!("{ns}:{coll}:*"),
-            0 => format!("{ns}:{coll}:{k}:*"),
-            1 if rng.below(8) == 0 => format!("{ns}:{coll}:*:{field}"),
-            1 => format!("{ns}:{coll}{k}:*:{field}"),
-            2 => format!("tenant{k}:*:{field}"),
-            _ => {
-                let first = b'a' + rng.below(20) as u8;
-                let (first, last) = (first as char, (first + 2) as char);
-                format!("[{first}-{last}]*:{field}{}?", k % 1000)
-            }
-        };
-        i += 1;
-        if seen.insert(pattern.clone()) {
-            patterns.push(pattern.into_bytes());
-        }
-    }
-    patterns
-}
-
-/// Pattern counts swept by the lookup groups.
-const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
-
-/// The channel published again and again.
-const HOT_CHANNEL: &[u8] = b"ai:conversations:42:status";
-
-/// Distinct channels `ai:conversations:{i}:status`, cycled through: many
-/// more than the cache holds, so each lookup is effectively new.
-fn fresh_channels() -> Vec<Vec<u8>> {
-    (0..65_536)
-        .map(|i| format!("ai:conversations:{i}:status").into_bytes())
-        .collect()
-}
+#[path = "support/workload.rs"]
+mod workload;
 
 fn index_of(patterns: &[Vec<u8>], cache: bool) -> PatternIndex<u32> {
     let mut index = PatternIndex::new();

@@ -1,7 +1,7 @@
 //! Redis glob patterns: the reference matcher, the compiled matcher and the
 //! multi-pattern index that `publish` consults.
 //!
-//! * [`reference`] is the grammar as executable text (rules R0–R8 of the
+//! * [`reference`](mod@reference) is the grammar as executable text (rules R0–R8 of the
 //!   crate docs' *Pattern syntax*); it is the oracle every other matcher is
 //!   tested against.
 //! * [`compiled`] turns one pattern into a form that matches in linear time.
