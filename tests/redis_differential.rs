@@ -5,7 +5,8 @@
 //! The hand-written cases follow the themes of Redis's own
 //! `tests/unit/pubsub.tcl` and `pubsubshard.tcl`, and also assert the
 //! answer both sides agreed on, so each reads as a claim about Redis. The
-//! proptest applies hundreds of random sequences over hostile names.
+//! proptests apply a thousand random sequences, and a hundred long ones,
+//! over realistic and hostile names; each prints its totals to stderr.
 //!
 //! Every test skips without a server, unless `TANNOY_REQUIRE_REDIS` is set.
 
@@ -732,6 +733,22 @@ fn prop_random_sequences_agree() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
+    run_sequences("prop_random_sequences_agree", &server, cases, 4, 40);
+}
+
+/// Runs `cases` random sequences of up to `max_ops` operations on up to
+/// `max_clients` clients against `server`, then reports the totals.
+///
+/// # Panics
+///
+/// With proptest's minimal failing sequence, when one disagrees.
+fn run_sequences(
+    test: &str,
+    server: &redis_support::RedisServer,
+    cases: u32,
+    max_clients: usize,
+    max_ops: usize,
+) {
     let config = Config {
         cases,
         // The runner is driven by hand, so there is no source file to
@@ -743,8 +760,9 @@ fn prop_random_sequences_agree() {
     let total = Cell::new(Stats::default());
     let sequences = Cell::new(0u64);
     let started = Instant::now();
-    let result = runner.run(&differential::sequence(4, 40), |(clients, ops)| {
-        let mut d = Differential::new(&server, clients);
+    let strategy = differential::sequence(max_clients, max_ops);
+    let result = runner.run(&strategy, |(clients, ops)| {
+        let mut d = Differential::new(server, clients);
         for op in &ops {
             d.apply(op);
         }
@@ -755,15 +773,31 @@ fn prop_random_sequences_agree() {
         Ok(())
     });
     report(&format!(
-        "prop_random_sequences_agree: {} sequences ({} cases asked), {} in {:.1?}",
+        "{test}: {} sequences run ({cases} cases asked, up to {max_ops} ops on up to \
+         {max_clients} clients), {} in {:.1?}",
         sequences.get(),
-        cases,
         total.get(),
         started.elapsed()
     ));
     if let Err(failure) = result {
         panic!("{failure}");
     }
+}
+
+/// Long random sequences over more clients agree too: with up to 160
+/// operations, names pile up, so publishes meet many channels and
+/// patterns at once and unsubscribes find more to drop. Case count:
+/// `PROPTEST_CASES` / 10, default 100.
+#[test]
+fn prop_long_sequences_agree() {
+    let Some(server) = redis_or_skip() else {
+        return;
+    };
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .map_or(100, |n| n.div_ceil(10));
+    run_sequences("prop_long_sequences_agree", &server, cases, 6, 160);
 }
 
 /// Without a server every test in this file skips and passes; with

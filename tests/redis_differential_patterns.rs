@@ -282,3 +282,54 @@ fn patterns_near_the_star_run_limit_agree() {
         cases.len()
     ));
 }
+
+/// Answers do not change at the edges of what tannoy caches for hot
+/// channels: around 1024 patterns matching one channel, and channel names
+/// around 256 bytes, each published several times in a row, with the
+/// pattern set shrinking by one in between.
+#[test]
+fn hot_channels_agree_at_the_edges_of_the_match_cache() {
+    let Some(server) = redis_or_skip() else {
+        return;
+    };
+    let mut d = Differential::new(&server, 2);
+    // 1026 distinct patterns, all matching `hot`.
+    let many: Vec<Vec<u8>> = (0..1026)
+        .map(|i| {
+            let stars = "*".repeat(1 + i / 3);
+            match i % 3 {
+                0 => format!("h{stars}t"),
+                1 => format!("{stars}ot"),
+                _ => format!("ho{stars}"),
+            }
+            .into_bytes()
+        })
+        .collect();
+    let distinct: BTreeSet<&Vec<u8>> = many.iter().collect();
+    assert_eq!(distinct.len(), many.len());
+    d.subscribe(0, Kind::Channel, &[b"hot"]);
+    d.subscribe(1, Kind::Pattern, &refs(&many));
+    for held in (1022..=1026).rev() {
+        for _ in 0..3 {
+            assert_eq!(d.publish_unique(b"hot", b""), 1 + held as i64);
+        }
+        d.deliveries();
+        d.unsubscribe(1, Kind::Pattern, &[&many[held - 1]]);
+    }
+    d.unsubscribe(1, Kind::Pattern, &[]);
+
+    d.subscribe(1, Kind::Pattern, &[b"a*", b"*a", b"a*a", b"?*", b"[a]*"]);
+    for len in [254, 255, 256, 257, 258, 300, 1000] {
+        let channel = vec![b'a'; len];
+        d.subscribe(0, Kind::Channel, &[&channel]);
+        for _ in 0..3 {
+            assert_eq!(d.publish_unique(&channel, b""), 6);
+        }
+        d.unsubscribe(1, Kind::Pattern, &[b"a*a"]);
+        assert_eq!(d.publish_unique(&channel, b""), 5);
+        d.subscribe(1, Kind::Pattern, &[b"a*a"]);
+        assert_eq!(d.publish_unique(&channel, b""), 6);
+        d.deliveries();
+    }
+    d.finish();
+}
