@@ -14,7 +14,7 @@ use hashbrown::HashSet;
 use crate::broker::Inner;
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::message::{Envelope, Message};
-use crate::queue::{OverflowPolicy, Queue};
+use crate::queue::{Batch, OverflowPolicy, Queue};
 use crate::shard::Namespace;
 use crate::sync::Mutex;
 
@@ -118,6 +118,11 @@ impl<P> SubscriberShared<P> {
 pub struct Subscriber<P = Bytes> {
     /// What the broker shares with this handle.
     shared: Arc<SubscriberShared<P>>,
+    /// The consumer's half of the queue: messages taken from the shared half
+    /// in one step, received from here without the publishers' lock. Its
+    /// lock is only ever contended by threads receiving from this same
+    /// subscriber (it keeps `Subscriber` `Sync`).
+    batch: Mutex<Batch<Arc<Envelope<P>>>>,
     /// The broker, to (un)subscribe and to unregister on drop. Does not keep
     /// the broker open: only `Broker` handles do.
     broker: Arc<Inner<P>>,
@@ -126,7 +131,11 @@ pub struct Subscriber<P = Bytes> {
 impl<P: Clone + Send + Sync + 'static> Subscriber<P> {
     /// Wraps a registered subscriber.
     pub(crate) fn new(shared: Arc<SubscriberShared<P>>, broker: Arc<Inner<P>>) -> Self {
-        Self { shared, broker }
+        Self {
+            shared,
+            batch: Mutex::default(),
+            broker,
+        }
     }
 
     /// Subscribes to the exact channels `channels` (Redis `SUBSCRIBE`) and
@@ -301,7 +310,7 @@ impl<P> Subscriber<P> {
     pub fn recv(&self) -> Result<Message<P>, RecvError> {
         self.shared
             .queue
-            .pop()
+            .pop(&self.batch)
             .map(|(seq, envelope)| Message::new(seq, envelope))
     }
 
@@ -328,7 +337,7 @@ impl<P> Subscriber<P> {
     pub fn try_recv(&self) -> Result<Message<P>, TryRecvError> {
         self.shared
             .queue
-            .try_pop()
+            .try_pop(&mut self.batch.lock())
             .map(|(seq, envelope)| Message::new(seq, envelope))
     }
 
@@ -353,7 +362,7 @@ impl<P> Subscriber<P> {
         let deadline = Instant::now().checked_add(timeout);
         self.shared
             .queue
-            .pop_until(deadline)
+            .pop_until(&self.batch, deadline)
             .map(|(seq, envelope)| Message::new(seq, envelope))
     }
 
@@ -377,7 +386,7 @@ impl<P> Subscriber<P> {
     pub fn recv_deadline(&self, deadline: Instant) -> Result<Message<P>, RecvTimeoutError> {
         self.shared
             .queue
-            .pop_until(Some(deadline))
+            .pop_until(&self.batch, Some(deadline))
             .map(|(seq, envelope)| Message::new(seq, envelope))
     }
 
@@ -662,9 +671,10 @@ impl<P> Stream for Subscriber<P> {
     /// Yields messages as they arrive; ends (returns `None`) once the broker
     /// is closed or the subscriber disconnected and the queue is drained.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.shared
+        let this = self.get_mut();
+        this.shared
             .queue
-            .poll_pop(cx)
+            .poll_pop(this.batch.get_mut(), cx)
             .map(|res| res.ok().map(|(seq, envelope)| Message::new(seq, envelope)))
     }
 }
@@ -683,10 +693,11 @@ impl<P> Future for Recv<'_, P> {
     type Output = Result<Message<P>, RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.subscriber
+        let subscriber = &mut *self.get_mut().subscriber;
+        subscriber
             .shared
             .queue
-            .poll_pop(cx)
+            .poll_pop(subscriber.batch.get_mut(), cx)
             .map(|res| res.map(|(seq, envelope)| Message::new(seq, envelope)))
     }
 }
