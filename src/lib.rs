@@ -185,15 +185,6 @@
 //! wait-free progress: a publisher can wait briefly on a lock, but never for
 //! queue space.
 //!
-//! A subscriber receives in batches: when its batch runs out it takes
-//! everything queued in one locked step, then receives from the batch
-//! without touching the lock publishers use. A consumer on another core
-//! therefore costs publishers one lock hand-over per batch rather than per
-//! message. The price is memory: messages that drop-oldest evicts from a
-//! batch already taken are freed when the consumer next receives, so a
-//! subscriber that took a batch and then stalled holds up to twice its
-//! queue capacity until it receives again.
-//!
 //! Each publish puts its payload in one small shared envelope per kind of
 //! delivery (the channel, and each matching pattern); subscribers receive a
 //! reference to it, so fan-out costs one reference-count increment per
