@@ -37,11 +37,17 @@ use crate::pattern::index::PatternIndex;
 use crate::queue::OverflowPolicy;
 use crate::shard::{Namespace, Shard, Subscribers};
 use crate::subscriber::{Subscriber, SubscriberShared, Subscriptions};
-use crate::sync::{CachePadded, Mutex, RwLock};
+use crate::sync::{Mutex, RwLock};
 
 /// Bits of the channel hash below the shard index (see [`MAX_SHARDS`]):
 /// hashbrown uses the low bits for the bucket and the top 7 for its tags.
 const SHARD_SHIFT: u32 = 40;
+
+/// A value padded to its own cache line pair, so neighbouring shards'
+/// locks never share a line (128 bytes covers adjacent-line prefetching).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct CachePadded<T>(T);
 
 /// The broker's shared state; `Broker` and `Subscriber` handles point here.
 pub(crate) struct Inner<P> {

@@ -7,37 +7,12 @@
 //!
 //! # Design
 //!
-//! The queue has two halves:
-//!
-//! * the **shared** half, a `VecDeque` behind the publishers' mutex, where
-//!   every push lands;
-//! * the consumer's **batch**, a [`Batch`] the consumer owns outright. When
-//!   its batch runs out, the consumer takes everything the shared half holds
-//!   in one locked swap, then receives from the batch without touching the
-//!   publishers' lock at all.
-//!
-//! So when messages flow faster than they are read, publishers and the
-//! consumer stop fighting over one lock's cache line for every message: the
-//! consumer pays one lock per batch and one compare-and-swap per message, on
-//! a counter publishers rarely read.
-//!
-//! Exactness is kept by one atomic counter, `claimed`: how many of the
-//! current batch's elements are spoken for. The consumer claims an element
-//! to receive it; a publisher that must drop the oldest message while the
-//! batch is not used up claims the batch's next element instead (under its
-//! lock, it counts it as dropped). Each element is claimed by exactly one
-//! compare-and-swap, so the logical queue is always "the batch's unclaimed
-//! elements, then the shared half", holding at most `capacity` elements,
-//! and sequence numbers, stamped under the publishers' lock, follow queue
-//! order. Elements a publisher evicted from the batch stay in memory until
-//! the consumer next receives and skips them, so a stalled consumer holds at
-//! most twice `capacity` elements physically, never more.
-//!
-//! Overflow handling must remove the oldest element, count it and stamp the
-//! new one's sequence number as one step, or the accounting
+//! A `parking_lot::Mutex<VecDeque>` rather than a lock-free ring: overflow
+//! handling must remove the oldest element, count it and stamp the new one's
+//! sequence number as one atomic step, or the exact accounting
 //! (addressed = received + dropped + queued) and the gap-revealing sequence
-//! numbers could not be exact; that is why pushes take a lock rather than
-//! racing on a lock-free ring.
+//! numbers could not be promised. An uncontended lock is two atomic
+//! operations, the same as a lock-free ring's head/tail CAS.
 //!
 //! Receivers that find the queue empty first spin briefly (watching an
 //! atomic length, so they do not bounce the lock's cache line), then park on
@@ -63,7 +38,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
-use crate::sync::{CachePadded, Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 /// What a subscriber's full queue does with a new message.
 ///
@@ -142,11 +117,10 @@ enum Status {
     Disconnected,
 }
 
-/// The shared half: everything behind the publishers' lock.
+/// Everything behind the queue's lock.
 #[derive(Debug)]
 struct State<T> {
-    /// Elements not yet taken into the consumer's batch, oldest first, with
-    /// their sequence numbers.
+    /// Queued elements with their sequence numbers, oldest first.
     items: VecDeque<(u64, T)>,
     /// Sequence number the next addressed element takes.
     next_seq: u64,
@@ -158,30 +132,6 @@ struct State<T> {
     waker: Option<Waker>,
     /// Threads parked in a blocking pop.
     sleepers: usize,
-    /// Elements in the consumer's current batch (claimed or not); set when
-    /// the consumer takes a batch.
-    batch_len: usize,
-}
-
-/// The consumer's half: one batch taken from the shared half. Owned by the
-/// consumer and passed to every pop; publishers never touch it.
-#[derive(Debug)]
-pub(crate) struct Batch<T> {
-    /// The batch's elements not yet removed, oldest first; the first one is
-    /// the batch's element number `removed`.
-    items: VecDeque<(u64, T)>,
-    /// Elements of this batch removed so far (received, or skipped because
-    /// a publisher evicted them).
-    removed: usize,
-}
-
-impl<T> Default for Batch<T> {
-    fn default() -> Self {
-        Self {
-            items: VecDeque::new(),
-            removed: 0,
-        }
-    }
 }
 
 /// A bounded FIFO with an overflow policy; see the module docs.
@@ -191,19 +141,13 @@ pub(crate) struct Queue<T> {
     capacity: usize,
     /// What a push to a full queue does.
     policy: OverflowPolicy,
-    /// The shared half.
+    /// The queue proper.
     state: Mutex<State<T>>,
     /// Parked blocking receivers wait here.
     available: Condvar,
     /// `state.items.len()`, mirrored so spinning receivers and `len` can look
     /// without taking the lock.
-    shared_len: AtomicUsize,
-    /// Elements of the consumer's current batch spoken for: received by the
-    /// consumer or evicted by a publisher, each by exactly one
-    /// compare-and-swap. Reset when the consumer takes a batch. On its own
-    /// cache line: the consumer writes it for every message, publishers read
-    /// it only when the queue may be full.
-    claimed: CachePadded<AtomicUsize>,
+    len: AtomicUsize,
 }
 
 /// Spin rounds a blocking receiver makes before parking. Each round doubles
@@ -215,17 +159,6 @@ pub(crate) struct Queue<T> {
 const SPIN_ROUNDS: u32 = 10;
 /// Rounds that busy-spin; the rest call `yield_now`.
 const SPIN_ROUNDS_BUSY: u32 = 6;
-
-/// How a push to a full drop-oldest queue made room.
-enum Eviction<T> {
-    /// The consumer received an element meanwhile: there is room after all.
-    NotNeeded,
-    /// The batch's oldest unclaimed element was claimed; the consumer will
-    /// skip it.
-    FromBatch,
-    /// The shared half's oldest element, handed back to the caller.
-    FromShared(Option<T>),
-}
 
 impl<T> Queue<T> {
     /// A queue holding at most `capacity` elements (at least 1).
@@ -241,11 +174,9 @@ impl<T> Queue<T> {
                 status: Status::Open,
                 waker: None,
                 sleepers: 0,
-                batch_len: 0,
             }),
             available: Condvar::new(),
-            shared_len: AtomicUsize::new(0),
-            claimed: CachePadded::default(),
+            len: AtomicUsize::new(0),
         }
     }
 
@@ -255,8 +186,7 @@ impl<T> Queue<T> {
     /// Whatever the queue does not keep (an evicted element, or `value`
     /// itself when discarded or refused) is handed back rather than dropped
     /// here, so the caller can drop it after releasing its own locks: a
-    /// payload's `Drop` may call back into the broker. (An element evicted
-    /// from the consumer's batch is dropped by the consumer instead.)
+    /// payload's `Drop` may call back into the broker.
     pub(crate) fn push(&self, value: T) -> (Pushed, Option<T>) {
         let mut state = self.state.lock();
         if state.status == Status::Closed {
@@ -271,77 +201,30 @@ impl<T> Queue<T> {
             state.dropped += 1;
             return (Pushed::Discarded, Some(value));
         }
-        let (outcome, unqueued) = if self.has_room(&state) {
+        let (outcome, unqueued) = if state.items.len() < self.capacity {
             state.items.push_back((seq, value));
             (Pushed::Queued, None)
         } else {
+            state.dropped += 1;
             match self.policy {
                 OverflowPolicy::DropOldest => {
-                    let evicted = match self.evict_oldest(&mut state) {
-                        Eviction::NotNeeded => None,
-                        Eviction::FromBatch => {
-                            state.dropped += 1;
-                            None
-                        }
-                        Eviction::FromShared(evicted) => {
-                            state.dropped += 1;
-                            evicted
-                        }
-                    };
+                    let evicted = state.items.pop_front().map(|(_, v)| v);
                     state.items.push_back((seq, value));
                     (Pushed::Queued, evicted)
                 }
-                OverflowPolicy::DropNewest => {
-                    state.dropped += 1;
-                    return (Pushed::Discarded, Some(value));
-                }
+                OverflowPolicy::DropNewest => return (Pushed::Discarded, Some(value)),
                 OverflowPolicy::Disconnect => {
-                    state.dropped += 1;
                     state.status = Status::Disconnected;
                     (Pushed::Disconnected, Some(value))
                 }
             }
         };
-        self.shared_len.store(state.items.len(), Ordering::Release);
+        self.len.store(state.items.len(), Ordering::Release);
         let waker = state.waker.take();
         let sleepers = state.sleepers;
         drop(state);
         self.wake(waker, sleepers, outcome == Pushed::Disconnected);
         (outcome, unqueued)
-    }
-
-    /// Whether one more element fits, judged under the publishers' lock.
-    /// Reads the consumer's counter only when the queue may be full.
-    fn has_room(&self, state: &State<T>) -> bool {
-        let held = state.items.len() + state.batch_len;
-        held < self.capacity || held - self.claimed.load(Ordering::Acquire) < self.capacity
-    }
-
-    /// Makes room in a full drop-oldest queue by evicting its oldest
-    /// element: the batch's oldest unclaimed one if any, else the shared
-    /// half's front. Called under the publishers' lock.
-    fn evict_oldest(&self, state: &mut State<T>) -> Eviction<T> {
-        let batch = state.batch_len;
-        loop {
-            let claimed = self.claimed.load(Ordering::Acquire);
-            if claimed >= batch {
-                if state.items.len() < self.capacity {
-                    return Eviction::NotNeeded;
-                }
-                return Eviction::FromShared(state.items.pop_front().map(|(_, v)| v));
-            }
-            if state.items.len() + batch - claimed < self.capacity {
-                return Eviction::NotNeeded;
-            }
-            if self
-                .claimed
-                .compare_exchange(claimed, claimed + 1, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return Eviction::FromBatch;
-            }
-            // The consumer claimed it first: look again.
-        }
     }
 
     /// Wakes whoever waits: the async receiver and parked threads (one for a
@@ -374,28 +257,19 @@ impl<T> Queue<T> {
     }
 
     /// Takes the oldest element without waiting.
-    #[inline]
-    pub(crate) fn try_pop(&self, batch: &mut Batch<T>) -> Result<(u64, T), TryRecvError> {
-        loop {
-            if let Some(item) = self.claim(batch) {
-                return Ok(item);
-            }
-            let mut state = self.state.lock();
-            if let Some(item) = self.take_shared(batch, &mut state) {
-                return Ok(item);
-            }
-            if state.items.is_empty() {
-                return Err(stopped(&state).map_or(TryRecvError::Empty, TryRecvError::from));
-            }
-        }
+    pub(crate) fn try_pop(&self) -> Result<(u64, T), TryRecvError> {
+        let mut state = self.state.lock();
+        self.pop_locked(&mut state)
+            .map_err(|stopped| match stopped {
+                Some(err) => err.into(),
+                None => TryRecvError::Empty,
+            })
     }
 
     /// Takes the oldest element, waiting for one as long as the queue is
-    /// open. `batch` is the consumer's half, locked only while it is used
-    /// (never while parked), so other receivers of the same consumer are not
-    /// held up by a blocked one.
-    pub(crate) fn pop(&self, batch: &Mutex<Batch<T>>) -> Result<(u64, T), RecvError> {
-        self.pop_until(batch, None).map_err(|err| match err {
+    /// open.
+    pub(crate) fn pop(&self) -> Result<(u64, T), RecvError> {
+        self.pop_until(None).map_err(|err| match err {
             RecvTimeoutError::Closed => RecvError::Closed,
             RecvTimeoutError::Disconnected => RecvError::Disconnected,
             // No deadline was given, so the wait cannot time out.
@@ -404,33 +278,19 @@ impl<T> Queue<T> {
     }
 
     /// Takes the oldest element, waiting until `deadline` at most (forever
-    /// for `None`). See [`Queue::pop`] for `batch`.
+    /// for `None`).
     pub(crate) fn pop_until(
         &self,
-        batch: &Mutex<Batch<T>>,
         deadline: Option<Instant>,
     ) -> Result<(u64, T), RecvTimeoutError> {
-        if let Some(item) = self.claim(&mut batch.lock()) {
-            return Ok(item);
-        }
         self.spin_for_item();
+        let mut state = self.state.lock();
         loop {
-            // Lock order: the consumer's half, then the shared half.
-            let mut taken = batch.lock();
-            if let Some(item) = self.claim(&mut taken) {
-                return Ok(item); // another receiver refilled the batch
+            match self.pop_locked(&mut state) {
+                Ok(item) => return Ok(item),
+                Err(Some(stopped)) => return Err(stopped.into()),
+                Err(None) => {}
             }
-            let mut state = self.state.lock();
-            if let Some(item) = self.take_shared(&mut taken, &mut state) {
-                return Ok(item);
-            }
-            if !state.items.is_empty() {
-                continue; // a new batch was evicted whole: look again
-            }
-            if let Some(stopped) = stopped(&state) {
-                return Err(stopped.into());
-            }
-            drop(taken); // not held while parked
             state.sleepers += 1;
             let timed_out = match deadline {
                 Some(deadline) => self.available.wait_until(&mut state, deadline).timed_out(),
@@ -440,14 +300,14 @@ impl<T> Queue<T> {
                 }
             };
             state.sleepers -= 1;
-            drop(state);
             if timed_out {
                 // One last look: an element may have arrived with the timeout.
-                return self.try_pop(&mut batch.lock()).map_err(|err| match err {
-                    TryRecvError::Empty => RecvTimeoutError::Timeout,
-                    TryRecvError::Closed => RecvTimeoutError::Closed,
-                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-                });
+                return self
+                    .pop_locked(&mut state)
+                    .map_err(|stopped| match stopped {
+                        Some(err) => err.into(),
+                        None => RecvTimeoutError::Timeout,
+                    });
             }
         }
     }
@@ -455,97 +315,40 @@ impl<T> Queue<T> {
     /// Polls for the oldest element, leaving `cx`'s waker to be woken by the
     /// next push or by close. Nothing is taken unless `Ready(Ok)` is
     /// returned, so dropping the caller's future loses nothing.
-    pub(crate) fn poll_pop(
-        &self,
-        batch: &mut Batch<T>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(u64, T), RecvError>> {
-        loop {
-            if let Some(item) = self.claim(batch) {
-                return Poll::Ready(Ok(item));
-            }
-            let mut state = self.state.lock();
-            if let Some(item) = self.take_shared(batch, &mut state) {
-                return Poll::Ready(Ok(item));
-            }
-            if state.items.is_empty() {
-                if let Some(stopped) = stopped(&state) {
-                    return Poll::Ready(Err(stopped));
-                }
+    pub(crate) fn poll_pop(&self, cx: &mut Context<'_>) -> Poll<Result<(u64, T), RecvError>> {
+        let mut state = self.state.lock();
+        match self.pop_locked(&mut state) {
+            Ok(item) => Poll::Ready(Ok(item)),
+            Err(Some(stopped)) => Poll::Ready(Err(stopped)),
+            Err(None) => {
                 match &mut state.waker {
                     Some(waker) if waker.will_wake(cx.waker()) => {}
                     slot => *slot = Some(cx.waker().clone()),
                 }
-                return Poll::Pending;
+                Poll::Pending
             }
         }
     }
 
-    /// Claims and removes the batch's oldest unclaimed element, skipping
-    /// (and dropping) any that publishers evicted. `None` when the batch is
-    /// used up.
-    #[inline]
-    fn claim(&self, batch: &mut Batch<T>) -> Option<(u64, T)> {
-        if batch.items.is_empty() {
-            return None; // used up, or never filled
+    /// Pops under the lock: the element, or why there is none (`Some` when
+    /// the queue has stopped for good, `None` when it is merely empty).
+    fn pop_locked(&self, state: &mut State<T>) -> Result<(u64, T), Option<RecvError>> {
+        if let Some(item) = state.items.pop_front() {
+            self.len.store(state.items.len(), Ordering::Release);
+            return Ok(item);
         }
-        let len = batch.removed + batch.items.len();
-        loop {
-            let claimed = self.claimed.load(Ordering::Acquire);
-            if claimed >= len {
-                // Whatever is left was evicted by publishers.
-                batch.items.clear();
-                batch.removed = len;
-                return None;
-            }
-            if self
-                .claimed
-                .compare_exchange_weak(claimed, claimed + 1, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                while batch.removed < claimed {
-                    batch.items.pop_front(); // evicted by a publisher
-                    batch.removed += 1;
-                }
-                batch.removed += 1;
-                return batch.items.pop_front();
-            }
+        match state.status {
+            Status::Open => Err(None),
+            Status::Closed => Err(Some(RecvError::Closed)),
+            Status::Disconnected => Err(Some(RecvError::Disconnected)),
         }
-    }
-
-    /// Takes from the shared half (the batch being used up): a lone element
-    /// directly, or everything as the new batch, whose oldest element it
-    /// then claims. `None` when the shared half is empty (or, rarely, when
-    /// publishers evicted the whole new batch at once: the caller looks
-    /// again).
-    #[inline]
-    fn take_shared(&self, batch: &mut Batch<T>, state: &mut State<T>) -> Option<(u64, T)> {
-        // The old batch is used up: forget it, so publishers' room checks
-        // stop counting it (and stop reading `claimed`).
-        state.batch_len = 0;
-        self.claimed.store(0, Ordering::Release);
-        if state.items.len() <= 1 {
-            // Nothing to batch: skip the swap and the claim.
-            let item = state.items.pop_front();
-            if item.is_some() {
-                self.shared_len.store(0, Ordering::Release);
-            }
-            return item;
-        }
-        debug_assert!(batch.items.is_empty());
-        std::mem::swap(&mut state.items, &mut batch.items);
-        batch.removed = 0;
-        // Publishers only look at these under the lock held here.
-        state.batch_len = batch.items.len();
-        self.shared_len.store(0, Ordering::Release);
-        self.claim(batch)
     }
 
     /// Waits a few microseconds for an element to appear, without touching
     /// the lock. Returns early as soon as one is visible.
     fn spin_for_item(&self) {
         for round in 0..SPIN_ROUNDS {
-            if self.shared_len.load(Ordering::Acquire) > 0 {
+            if self.len.load(Ordering::Acquire) > 0 {
                 return;
             }
             if round < SPIN_ROUNDS_BUSY {
@@ -563,14 +366,9 @@ impl<T> Queue<T> {
         self.state.lock().status == Status::Disconnected
     }
 
-    /// Elements queued now (a snapshot: publishers and the consumer may be
-    /// changing it).
+    /// Elements queued now.
     pub(crate) fn len(&self) -> usize {
-        let state = self.state.lock();
-        let in_batch = state
-            .batch_len
-            .saturating_sub(self.claimed.load(Ordering::Acquire));
-        state.items.len() + in_batch
+        self.len.load(Ordering::Acquire)
     }
 
     /// Most elements the queue holds.
@@ -589,15 +387,6 @@ impl<T> Queue<T> {
     }
 }
 
-/// Why a stopped queue has nothing more: `None` while it is open.
-fn stopped<T>(state: &State<T>) -> Option<RecvError> {
-    match state.status {
-        Status::Open => None,
-        Status::Closed => Some(RecvError::Closed),
-        Status::Disconnected => Some(RecvError::Disconnected),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
@@ -608,13 +397,12 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::{Batch, OverflowPolicy, Pushed, Queue};
+    use super::{OverflowPolicy, Pushed, Queue};
     use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
-    use crate::sync::Mutex;
 
     /// Drains a queue without blocking, returning (seq, value) pairs.
-    fn drain<T>(queue: &Queue<T>, batch: &mut Batch<T>) -> Vec<(u64, T)> {
-        std::iter::from_fn(|| queue.try_pop(batch).ok()).collect()
+    fn drain<T>(queue: &Queue<T>) -> Vec<(u64, T)> {
+        std::iter::from_fn(|| queue.try_pop().ok()).collect()
     }
 
     /// Counts wake-ups.
@@ -630,13 +418,12 @@ mod tests {
     #[test]
     fn fifo_with_sequence_numbers() {
         let q = Queue::new(4, OverflowPolicy::DropOldest);
-        let b = Mutex::new(Batch::default());
         for i in 0..3 {
             assert_eq!(q.push(i), (Pushed::Queued, None));
         }
         assert_eq!(q.len(), 3);
-        assert_eq!(drain(&q, &mut b.lock()), [(0, 0), (1, 1), (2, 2)]);
-        assert_eq!(q.try_pop(&mut b.lock()), Err(TryRecvError::Empty));
+        assert_eq!(drain(&q), [(0, 0), (1, 1), (2, 2)]);
+        assert_eq!(q.try_pop(), Err(TryRecvError::Empty));
     }
 
     /// A full drop-oldest queue evicts its oldest element, counts it and
@@ -644,7 +431,6 @@ mod tests {
     #[test]
     fn drop_oldest_evicts_and_counts() {
         let q = Queue::new(2, OverflowPolicy::DropOldest);
-        let b = Mutex::new(Batch::default());
         assert_eq!(q.push(0), (Pushed::Queued, None));
         assert_eq!(q.push(1), (Pushed::Queued, None));
         for i in 2..5 {
@@ -653,7 +439,7 @@ mod tests {
         }
         assert_eq!(q.len(), 2);
         assert_eq!(q.dropped(), 3);
-        assert_eq!(drain(&q, &mut b.lock()), [(3, 3), (4, 4)]);
+        assert_eq!(drain(&q), [(3, 3), (4, 4)]);
     }
 
     /// A full drop-newest queue refuses the new element but counts it and
@@ -661,14 +447,13 @@ mod tests {
     #[test]
     fn drop_newest_discards_and_counts() {
         let q = Queue::new(2, OverflowPolicy::DropNewest);
-        let b = Mutex::new(Batch::default());
         assert_eq!(q.push('a'), (Pushed::Queued, None));
         assert_eq!(q.push('b'), (Pushed::Queued, None));
         assert_eq!(q.push('c'), (Pushed::Discarded, Some('c')));
         assert_eq!(q.dropped(), 1);
-        assert_eq!(drain(&q, &mut b.lock()), [(0, 'a'), (1, 'b')]);
+        assert_eq!(drain(&q), [(0, 'a'), (1, 'b')]);
         assert_eq!(q.push('d'), (Pushed::Queued, None));
-        assert_eq!(drain(&q, &mut b.lock()), [(3, 'd')]);
+        assert_eq!(drain(&q), [(3, 'd')]);
     }
 
     /// Overflow under `Disconnect` keeps what was queued, discards (and
@@ -676,16 +461,15 @@ mod tests {
     #[test]
     fn disconnect_drains_then_reports() {
         let q = Queue::new(1, OverflowPolicy::Disconnect);
-        let b = Mutex::new(Batch::default());
         assert_eq!(q.push(1), (Pushed::Queued, None));
         assert_eq!(q.push(2), (Pushed::Disconnected, Some(2)));
         assert!(q.is_disconnected());
         assert_eq!(q.push(3), (Pushed::Discarded, Some(3)));
         assert_eq!(q.dropped(), 2);
-        assert_eq!(q.pop(&b), Ok((0, 1)));
-        assert_eq!(q.pop(&b), Err(RecvError::Disconnected));
+        assert_eq!(q.pop(), Ok((0, 1)));
+        assert_eq!(q.pop(), Err(RecvError::Disconnected));
         q.close();
-        assert_eq!(q.try_pop(&mut b.lock()), Err(TryRecvError::Disconnected));
+        assert_eq!(q.try_pop(), Err(TryRecvError::Disconnected));
     }
 
     /// Close refuses new elements, keeps queued ones, and then reports
@@ -693,16 +477,15 @@ mod tests {
     #[test]
     fn close_drains_then_reports() {
         let q = Queue::new(4, OverflowPolicy::DropOldest);
-        let b = Mutex::new(Batch::default());
         q.push(1);
         q.close();
         assert_eq!(q.push(2), (Pushed::Refused, Some(2)));
         assert!(!Pushed::Refused.addressed());
-        assert_eq!(q.pop(&b), Ok((0, 1)));
-        assert_eq!(q.pop(&b), Err(RecvError::Closed));
-        assert_eq!(q.try_pop(&mut b.lock()), Err(TryRecvError::Closed));
+        assert_eq!(q.pop(), Ok((0, 1)));
+        assert_eq!(q.pop(), Err(RecvError::Closed));
+        assert_eq!(q.try_pop(), Err(TryRecvError::Closed));
         assert_eq!(
-            q.pop_until(&b, Some(Instant::now())),
+            q.pop_until(Some(Instant::now())),
             Err(RecvTimeoutError::Closed)
         );
     }
@@ -711,12 +494,8 @@ mod tests {
     #[test]
     fn pop_until_times_out() {
         let q: Queue<u8> = Queue::new(1, OverflowPolicy::DropOldest);
-        let b = Mutex::new(Batch::default());
         let deadline = Instant::now() + Duration::from_millis(10);
-        assert_eq!(
-            q.pop_until(&b, Some(deadline)),
-            Err(RecvTimeoutError::Timeout)
-        );
+        assert_eq!(q.pop_until(Some(deadline)), Err(RecvTimeoutError::Timeout));
         assert!(Instant::now() >= deadline);
     }
 
@@ -726,10 +505,7 @@ mod tests {
         let q = Arc::new(Queue::new(1, OverflowPolicy::DropOldest));
         let receiver = {
             let q = Arc::clone(&q);
-            std::thread::spawn(move || {
-                let b = Mutex::new(Batch::default());
-                (q.pop(&b), q.pop(&b))
-            })
+            std::thread::spawn(move || (q.pop(), q.pop()))
         };
         std::thread::sleep(Duration::from_millis(20));
         q.push(7);
@@ -746,25 +522,18 @@ mod tests {
     #[test]
     fn poll_registers_waker_and_push_wakes_it() {
         let q = Queue::new(2, OverflowPolicy::DropOldest);
-        let b = Mutex::new(Batch::default());
         let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
         let waker = Waker::from(Arc::clone(&counter));
         let mut cx = Context::from_waker(&waker);
-        assert!(q.poll_pop(&mut b.lock(), &mut cx).is_pending());
-        assert!(q.poll_pop(&mut b.lock(), &mut cx).is_pending()); // same waker kept once
+        assert!(q.poll_pop(&mut cx).is_pending());
+        assert!(q.poll_pop(&mut cx).is_pending()); // same waker kept once
         q.push('x');
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
-        assert_eq!(
-            q.poll_pop(&mut b.lock(), &mut cx),
-            Poll::Ready(Ok((0, 'x')))
-        );
-        assert!(q.poll_pop(&mut b.lock(), &mut cx).is_pending());
+        assert_eq!(q.poll_pop(&mut cx), Poll::Ready(Ok((0, 'x'))));
+        assert!(q.poll_pop(&mut cx).is_pending());
         q.close();
         assert_eq!(counter.0.load(Ordering::SeqCst), 2);
-        assert_eq!(
-            q.poll_pop(&mut b.lock(), &mut cx),
-            Poll::Ready(Err(RecvError::Closed))
-        );
+        assert_eq!(q.poll_pop(&mut cx), Poll::Ready(Err(RecvError::Closed)));
     }
 
     /// Every pushed element is dropped exactly once, whether evicted (by
@@ -779,7 +548,6 @@ mod tests {
             }
         }
         let q = Queue::new(3, OverflowPolicy::DropOldest);
-        let b = Mutex::new(Batch::default());
         let mut evicted = Vec::new();
         for _ in 0..10 {
             evicted.extend(q.push(Counted(Arc::clone(&drops))).1);
@@ -791,56 +559,10 @@ mod tests {
         );
         drop(evicted);
         assert_eq!(drops.load(Ordering::SeqCst), 7);
-        drop(q.try_pop(&mut b.lock()));
+        drop(q.try_pop());
         assert_eq!(drops.load(Ordering::SeqCst), 8);
         drop(q);
-        drop(b); // the consumer's batch holds the rest
         assert_eq!(drops.load(Ordering::SeqCst), 10);
-    }
-
-    /// With a publisher racing the consumer on a tiny drop-oldest queue (so
-    /// evictions hit the consumer's batch as well as the shared half), the
-    /// consumer sees strictly increasing sequence numbers, and every pushed
-    /// element is received, dropped or still queued: exactly once.
-    #[test]
-    fn concurrent_evictions_keep_exact_accounting() {
-        const PUSHES: u64 = 200_000;
-        let q = Arc::new(Queue::new(4, OverflowPolicy::DropOldest));
-        let producer = {
-            let q = Arc::clone(&q);
-            std::thread::spawn(move || {
-                for i in 0..PUSHES {
-                    q.push(i);
-                }
-            })
-        };
-        let b = Mutex::new(Batch::default());
-        let mut received = 0u64;
-        let mut last: Option<u64> = None;
-        let mut gaps = 0u64;
-        let check = |item: (u64, u64), last: &mut Option<u64>, gaps: &mut u64| {
-            let (seq, value) = item;
-            assert_eq!(seq, value, "sequence numbers follow push order");
-            let expected = last.map_or(0, |l| l + 1);
-            assert!(seq >= expected, "seq went backwards: {seq} after {last:?}");
-            *gaps += seq - expected;
-            *last = Some(seq);
-        };
-        while !producer.is_finished() {
-            if let Ok(item) = q.try_pop(&mut b.lock()) {
-                check(item, &mut last, &mut gaps);
-                received += 1;
-            }
-        }
-        producer.join().unwrap();
-        let queued_at_end = q.len() as u64;
-        while let Ok(item) = q.try_pop(&mut b.lock()) {
-            check(item, &mut last, &mut gaps);
-            received += 1;
-        }
-        assert!(queued_at_end <= 4);
-        assert_eq!(received + q.dropped(), PUSHES);
-        assert_eq!(gaps + PUSHES - 1 - last.unwrap(), q.dropped());
     }
 
     /// One step of the model test.
@@ -877,7 +599,6 @@ mod tests {
             ops in proptest::collection::vec(op(), 0..64),
         ) {
             let q = Queue::new(capacity, policy);
-            let b = Mutex::new(Batch::default());
             let mut model: VecDeque<(u64, u8)> = VecDeque::new();
             let (mut next_seq, mut dropped, mut popped) = (0u64, 0u64, 0u64);
             let mut stopped: Option<TryRecvError> = None;
@@ -919,7 +640,7 @@ mod tests {
                             .pop_front()
                             .ok_or(stopped.unwrap_or(TryRecvError::Empty));
                         popped += u64::from(expected.is_ok());
-                        prop_assert_eq!(q.try_pop(&mut b.lock()), expected);
+                        prop_assert_eq!(q.try_pop(), expected);
                     }
                     Op::Close => {
                         q.close();

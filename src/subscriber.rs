@@ -14,7 +14,7 @@ use hashbrown::HashSet;
 use crate::broker::Inner;
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::message::{Envelope, Message};
-use crate::queue::{Batch, OverflowPolicy, Queue};
+use crate::queue::{OverflowPolicy, Queue};
 use crate::shard::Namespace;
 use crate::sync::Mutex;
 
@@ -118,11 +118,6 @@ impl<P> SubscriberShared<P> {
 pub struct Subscriber<P = Bytes> {
     /// What the broker shares with this handle.
     shared: Arc<SubscriberShared<P>>,
-    /// The consumer's half of the queue: messages taken from the shared half
-    /// in one step, received from here without the publishers' lock. Its
-    /// lock is only ever contended by threads receiving from this same
-    /// subscriber (it keeps `Subscriber` `Sync`).
-    batch: Mutex<Batch<Arc<Envelope<P>>>>,
     /// The broker, to (un)subscribe and to unregister on drop. Does not keep
     /// the broker open: only `Broker` handles do.
     broker: Arc<Inner<P>>,
@@ -131,11 +126,7 @@ pub struct Subscriber<P = Bytes> {
 impl<P: Clone + Send + Sync + 'static> Subscriber<P> {
     /// Wraps a registered subscriber.
     pub(crate) fn new(shared: Arc<SubscriberShared<P>>, broker: Arc<Inner<P>>) -> Self {
-        Self {
-            shared,
-            batch: Mutex::default(),
-            broker,
-        }
+        Self { shared, broker }
     }
 
     /// Subscribes to the exact channels `channels` (Redis `SUBSCRIBE`) and
@@ -310,7 +301,7 @@ impl<P> Subscriber<P> {
     pub fn recv(&self) -> Result<Message<P>, RecvError> {
         self.shared
             .queue
-            .pop(&self.batch)
+            .pop()
             .map(|(seq, envelope)| Message::new(seq, envelope))
     }
 
@@ -337,7 +328,7 @@ impl<P> Subscriber<P> {
     pub fn try_recv(&self) -> Result<Message<P>, TryRecvError> {
         self.shared
             .queue
-            .try_pop(&mut self.batch.lock())
+            .try_pop()
             .map(|(seq, envelope)| Message::new(seq, envelope))
     }
 
@@ -362,7 +353,7 @@ impl<P> Subscriber<P> {
         let deadline = Instant::now().checked_add(timeout);
         self.shared
             .queue
-            .pop_until(&self.batch, deadline)
+            .pop_until(deadline)
             .map(|(seq, envelope)| Message::new(seq, envelope))
     }
 
@@ -386,7 +377,7 @@ impl<P> Subscriber<P> {
     pub fn recv_deadline(&self, deadline: Instant) -> Result<Message<P>, RecvTimeoutError> {
         self.shared
             .queue
-            .pop_until(&self.batch, Some(deadline))
+            .pop_until(Some(deadline))
             .map(|(seq, envelope)| Message::new(seq, envelope))
     }
 
@@ -671,10 +662,9 @@ impl<P> Stream for Subscriber<P> {
     /// Yields messages as they arrive; ends (returns `None`) once the broker
     /// is closed or the subscriber disconnected and the queue is drained.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        this.shared
+        self.shared
             .queue
-            .poll_pop(this.batch.get_mut(), cx)
+            .poll_pop(cx)
             .map(|res| res.ok().map(|(seq, envelope)| Message::new(seq, envelope)))
     }
 }
@@ -693,11 +683,10 @@ impl<P> Future for Recv<'_, P> {
     type Output = Result<Message<P>, RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let subscriber = &mut *self.get_mut().subscriber;
-        subscriber
+        self.subscriber
             .shared
             .queue
-            .poll_pop(subscriber.batch.get_mut(), cx)
+            .poll_pop(cx)
             .map(|res| res.map(|(seq, envelope)| Message::new(seq, envelope)))
     }
 }

@@ -7,18 +7,3 @@
 //! modules that use them.
 
 pub(crate) use parking_lot::{Condvar, Mutex, RwLock};
-
-/// A value padded to its own cache line pair, so that data written by
-/// different threads never shares a line (128 bytes also covers adjacent-line
-/// prefetching).
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(crate) struct CachePadded<T>(pub(crate) T);
-
-impl<T> std::ops::Deref for CachePadded<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
