@@ -565,6 +565,47 @@ mod tests {
         assert_eq!(drops.load(Ordering::SeqCst), 10);
     }
 
+    /// With a publisher racing the consumer on a tiny drop-oldest queue,
+    /// the consumer sees strictly increasing sequence numbers, and every
+    /// pushed element is received, dropped or still queued: exactly once.
+    #[test]
+    fn concurrent_evictions_keep_exact_accounting() {
+        const PUSHES: u64 = 200_000;
+        let q = Arc::new(Queue::new(4, OverflowPolicy::DropOldest));
+        let producer = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || {
+                for i in 0..PUSHES {
+                    q.push(i);
+                }
+            })
+        };
+        let mut received = 0u64;
+        let mut last: Option<u64> = None;
+        let mut gaps = 0u64;
+        let mut check = |(seq, value): (u64, u64)| {
+            assert_eq!(seq, value, "sequence numbers follow push order");
+            let expected = last.map_or(0, |l| l + 1);
+            assert!(seq >= expected, "seq went backwards: {seq} after {last:?}");
+            gaps += seq - expected;
+            last = Some(seq);
+            received += 1;
+        };
+        while !producer.is_finished() {
+            if let Ok(item) = q.try_pop() {
+                check(item);
+            }
+        }
+        producer.join().unwrap();
+        assert!(q.len() <= 4);
+        while let Ok(item) = q.try_pop() {
+            check(item);
+        }
+        assert_eq!(received + q.dropped(), PUSHES);
+        assert_eq!(last, Some(PUSHES - 1), "drop-oldest never drops the newest");
+        assert_eq!(gaps, q.dropped(), "the seq jumps are exactly the drops");
+    }
+
     /// One step of the model test.
     #[derive(Clone, Debug)]
     enum Op {
