@@ -47,6 +47,7 @@ impl<'a, P> Delivery<'a, P> {
 
     /// Queues `envelope` for each of `subscribers` (the last one gets the
     /// reference itself, saving a clone) and counts the addressed ones.
+    #[inline]
     pub(crate) fn fan_out(
         &mut self,
         subscribers: &[Arc<SubscriberShared<P>>],
@@ -61,8 +62,25 @@ impl<'a, P> Delivery<'a, P> {
     }
 
     /// Queues `envelope` for `subscriber` and counts it if it was addressed.
+    #[inline]
     fn push(&mut self, subscriber: &Arc<SubscriberShared<P>>, envelope: Arc<Envelope<P>>) {
-        let (pushed, unqueued) = subscriber.queue.push(envelope);
+        match subscriber.queue.push(envelope) {
+            (Pushed::Queued, None) => self.count += 1,
+            (pushed, unqueued) => self.settle(subscriber, pushed, unqueued),
+        }
+    }
+
+    /// The uncommon outcomes of a push: something was given back (evicted
+    /// or not queued), or the subscriber overflowed under `Disconnect`.
+    /// Kept out of line so the common path stays small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn settle(
+        &mut self,
+        subscriber: &Arc<SubscriberShared<P>>,
+        pushed: Pushed,
+        unqueued: Option<Arc<Envelope<P>>>,
+    ) {
         self.count += usize::from(pushed.addressed());
         if pushed == Pushed::Disconnected {
             self.disconnected.push(Arc::clone(subscriber));
