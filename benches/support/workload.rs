@@ -101,6 +101,24 @@ pub(crate) const PATTERN_COUNTS: [usize; 4] = [10, 100, 1_000, 10_000];
 /// The channel published again and again.
 pub(crate) const HOT_CHANNEL: &[u8] = b"ai:conversations:42:status";
 
+/// The one pattern of [`hot_channel_patterns`] that matches [`HOT_CHANNEL`].
+pub(crate) const HOT_PATTERN: &[u8] = b"ai:conversations:*";
+
+/// `n` patterns of the realistic mix of which exactly one,
+/// [`HOT_PATTERN`], matches [`HOT_CHANNEL`], whatever `n` is. A publish to
+/// the hot channel then does the same delivery work at every size, so the
+/// sizes differ only in what the index costs.
+pub(crate) fn hot_channel_patterns(n: usize) -> Vec<Vec<u8>> {
+    let mut patterns: Vec<Vec<u8>> = realistic_patterns(n + 64)
+        .into_iter()
+        .filter(|p| p.as_slice() != HOT_PATTERN && !tannoy::glob_match(p, HOT_CHANNEL))
+        .take(n - 1)
+        .collect();
+    assert_eq!(patterns.len(), n - 1, "the generator ran short");
+    patterns.push(HOT_PATTERN.to_vec());
+    patterns
+}
+
 /// Distinct channels `ai:conversations:{i}:status`, cycled through: many
 /// more than any cache holds, so each publish is effectively to a new
 /// channel.
