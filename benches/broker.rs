@@ -110,16 +110,7 @@ fn cross_thread(c: &mut Criterion) {
         let mut sub = broker.subscriber();
         sub.subscribe(["jobs"]);
         let (ack_tx, ack_rx) = mpsc::channel();
-        let consumer = thread::spawn(move || {
-            let mut n = 0u64;
-            while let Ok(msg) = sub.recv() {
-                black_box(msg);
-                n += 1;
-                if n % BATCH == 0 {
-                    ack_tx.send(()).unwrap();
-                }
-            }
-        });
+        let consumer = thread::spawn(move || consume_acking(|| sub.recv().ok(), &ack_tx));
         let p = payload();
         b.iter_custom(|iters| timed_batches(iters, || broker.publish("jobs", p.clone()), &ack_rx));
         broker.close();
@@ -129,16 +120,7 @@ fn cross_thread(c: &mut Criterion) {
     group.bench_function("crossbeam_channel", |b| {
         let (tx, rx) = crossbeam_channel::bounded::<Bytes>(BATCH as usize);
         let (ack_tx, ack_rx) = mpsc::channel();
-        let consumer = thread::spawn(move || {
-            let mut n = 0u64;
-            while let Ok(msg) = rx.recv() {
-                black_box(msg);
-                n += 1;
-                if n % BATCH == 0 {
-                    ack_tx.send(()).unwrap();
-                }
-            }
-        });
+        let consumer = thread::spawn(move || consume_acking(|| rx.recv().ok(), &ack_tx));
         let p = payload();
         b.iter_custom(|iters| timed_batches(iters, || tx.send(p.clone()).unwrap(), &ack_rx));
         drop(tx);
@@ -205,6 +187,19 @@ fn async_delivery(c: &mut Criterion) {
         runtime.block_on(consumer).unwrap();
     });
     group.finish();
+}
+
+/// The consumer side of the hand-off benchmarks: receives until `recv`
+/// returns `None`, acknowledging every completed batch.
+fn consume_acking<M>(mut recv: impl FnMut() -> Option<M>, acks: &mpsc::Sender<()>) {
+    let mut n = 0u64;
+    while let Some(msg) = recv() {
+        black_box(msg);
+        n += 1;
+        if n % BATCH == 0 {
+            acks.send(()).unwrap();
+        }
+    }
 }
 
 /// Sends `iters` messages (rounded up to whole batches) with `send`,

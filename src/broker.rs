@@ -597,10 +597,7 @@ impl<P: Clone + Send + Sync + 'static> Inner<P> {
         if !subscriptions.gone {
             for name in names {
                 let name = name.as_ref();
-                let held = match ns {
-                    Namespace::Channel => &mut subscriptions.channels,
-                    Namespace::Shard => &mut subscriptions.shard_channels,
-                };
+                let held = subscriptions.names_mut(ns);
                 if held.contains(name) {
                     continue;
                 }
@@ -612,10 +609,7 @@ impl<P: Clone + Send + Sync + 'static> Inner<P> {
                     .add(ns, hash, name, Arc::clone(subscriber), |n| self.hash(n));
             }
         }
-        match ns {
-            Namespace::Channel => subscriptions.count(),
-            Namespace::Shard => subscriptions.shard_count(),
-        }
+        subscriptions.count_for(ns)
     }
 
     /// `UNSUBSCRIBE` / `SUNSUBSCRIBE` (all when `names` is empty); returns
@@ -631,10 +625,7 @@ impl<P: Clone + Send + Sync + 'static> Inner<P> {
         I::Item: AsRef<[u8]>,
     {
         let mut subscriptions = subscriber.subscriptions.lock();
-        let held = match ns {
-            Namespace::Channel => &mut subscriptions.channels,
-            Namespace::Shard => &mut subscriptions.shard_channels,
-        };
+        let held = subscriptions.names_mut(ns);
         let mut names = names.into_iter().peekable();
         if names.peek().is_none() {
             for name in std::mem::take(held) {
@@ -647,10 +638,7 @@ impl<P: Clone + Send + Sync + 'static> Inner<P> {
                 }
             }
         }
-        match ns {
-            Namespace::Channel => subscriptions.count(),
-            Namespace::Shard => subscriptions.shard_count(),
-        }
+        subscriptions.count_for(ns)
     }
 
     /// `PSUBSCRIBE`; returns the count Redis reports.

@@ -44,6 +44,22 @@ impl Subscriptions {
     pub(crate) fn shard_count(&self) -> usize {
         self.shard_channels.len()
     }
+
+    /// The exact names held in namespace `ns`.
+    pub(crate) fn names_mut(&mut self, ns: Namespace) -> &mut HashSet<Bytes> {
+        match ns {
+            Namespace::Channel => &mut self.channels,
+            Namespace::Shard => &mut self.shard_channels,
+        }
+    }
+
+    /// The count Redis reports after a (un)subscribe in namespace `ns`.
+    pub(crate) fn count_for(&self, ns: Namespace) -> usize {
+        match ns {
+            Namespace::Channel => self.count(),
+            Namespace::Shard => self.shard_count(),
+        }
+    }
 }
 
 /// The part of a subscriber the broker shares: its queue, and the sets the
