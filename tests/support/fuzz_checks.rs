@@ -11,14 +11,18 @@
 //!   the pair with roles swapped, and on a few patterns derived from it.
 //! * `broker_ops`: one configuration byte, then operations (see
 //!   [`decode_broker_ops`]) on a broker and up to [`SLOTS`] subscribers.
-//!   [`check_broker_ops`] runs them against tannoy and against a model
-//!   written here (one struct, linear scans with [`glob_match`], one
-//!   `VecDeque` per subscriber) and compares every observable result.
+//!   [`check_broker_ops`] runs them against tannoy and against the
+//!   reference model in `broker_model.rs` (one struct, linear scans with
+//!   [`glob_match`], one `VecDeque` per subscriber; shared with
+//!   `tests/model.rs`) and compares every observable result.
 //!
 //! A disagreement panics with a description of it, and for `broker_ops` with
 //! the decoded operations, which is what a fuzzer records as a crash.
 
-use std::collections::{BTreeSet, VecDeque};
+#[macro_use]
+#[path = "broker_model.rs"]
+mod broker_model;
+
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -26,9 +30,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use tannoy::{
-    Broker, BrokerBuilder, Message, MessageKind, OverflowPolicy, Pattern, RecvError,
-    RecvTimeoutError, Subscriber, TryRecvError, glob_match,
+    Broker, BrokerBuilder, Message, OverflowPolicy, Pattern, RecvError, RecvTimeoutError,
+    Subscriber, TryRecvError, glob_match,
 };
+
+pub(crate) use broker_model::Name;
+use broker_model::{Model, PublishId, Space, Status, SubModel, check_message, set};
 
 // ---------------------------------------------------------------------------
 // pattern_match
@@ -204,34 +211,6 @@ fn alphabet(i: usize) -> Vec<u8> {
             let (unit, repeats) = LONG_NAMES[i - NAMES.len()];
             unit.repeat(repeats)
         }
-    }
-}
-
-/// A channel or pattern name; its `Debug` shows the bytes escaped, and
-/// elides the middle of long names.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Name(pub(crate) Vec<u8>);
-
-impl fmt::Debug for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bytes = &self.0;
-        if bytes.len() <= 40 {
-            write!(f, "b\"{}\"", bytes.escape_ascii())
-        } else {
-            write!(
-                f,
-                "b\"{}..{}\" ({} bytes)",
-                bytes[..16].escape_ascii(),
-                bytes[bytes.len() - 16..].escape_ascii(),
-                bytes.len()
-            )
-        }
-    }
-}
-
-impl AsRef<[u8]> for Name {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
     }
 }
 
@@ -632,7 +611,7 @@ pub(crate) fn encode_broker_ops(case: &Case) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------
-// broker_ops: the model
+// broker_ops: running a case against tannoy and the model
 // ---------------------------------------------------------------------------
 
 /// The payload the fuzzed broker carries: the publish's number, and a count
@@ -674,285 +653,10 @@ impl fmt::Debug for Tracked {
     }
 }
 
-/// A queue's lifecycle, as the model sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Status {
-    /// Receiving.
-    Open,
-    /// The broker was closed: drains, then reports `Closed`.
-    Closed,
-    /// Overflowed under `Disconnect`: holds nothing, ignores subscribes,
-    /// drains, then reports `Disconnected`.
-    Disconnected,
-}
-
-/// A message the model expects at one position of a subscriber's stream.
-#[derive(Clone, Debug)]
-struct Expected {
-    /// Its `seq`.
-    seq: u64,
-    /// Which publish.
-    publish: u64,
-    /// Its kind.
-    kind: MessageKind,
-    /// The channel published to.
-    channel: Name,
-    /// For a pattern message, its group: the pattern messages one publish
-    /// addressed to one subscriber, which tannoy may queue in any order.
-    group: Option<usize>,
-}
-
-/// The pattern messages of one publish to one subscriber.
-#[derive(Debug, Default)]
-struct Group {
-    /// The patterns that matched.
-    patterns: BTreeSet<Vec<u8>>,
-    /// The patterns received so far.
-    received: BTreeSet<Vec<u8>>,
-}
-
-/// One subscriber as the model sees it.
-#[derive(Debug)]
-struct SubModel {
-    /// Exact channels held.
-    channels: BTreeSet<Vec<u8>>,
-    /// Patterns held.
-    patterns: BTreeSet<Vec<u8>>,
-    /// Shard channels held.
-    shards: BTreeSet<Vec<u8>>,
-    /// Queued messages, oldest first.
-    queue: VecDeque<Expected>,
-    /// `seq` of the next message addressed to it.
-    next_seq: u64,
-    /// Messages its policy discarded.
-    dropped: u64,
-    /// Queue capacity.
-    capacity: usize,
-    /// Overflow policy.
-    policy: OverflowPolicy,
-    /// Lifecycle.
-    status: Status,
-    /// Overflowed under `Disconnect` during the publish in progress: the
-    /// rest of that publish's deliveries to it are counted and discarded.
-    disconnecting: bool,
-}
-
-impl SubModel {
-    /// A fresh subscriber of a broker that is closed or not.
-    fn new(capacity: usize, policy: OverflowPolicy, closed: bool) -> Self {
-        Self {
-            channels: BTreeSet::new(),
-            patterns: BTreeSet::new(),
-            shards: BTreeSet::new(),
-            queue: VecDeque::new(),
-            next_seq: 0,
-            dropped: 0,
-            capacity,
-            policy,
-            status: if closed { Status::Closed } else { Status::Open },
-            disconnecting: false,
-        }
+impl PublishId for Tracked {
+    fn publish_id(&self) -> Option<u64> {
+        Some(self.id)
     }
-
-    /// Redis's count for `(P)(UN)SUBSCRIBE`.
-    fn count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
-    }
-
-    /// Addresses `message` to this subscriber, applying its policy.
-    fn push(&mut self, mut message: Expected) {
-        message.seq = self.next_seq;
-        self.next_seq += 1;
-        if self.disconnecting {
-            self.dropped += 1;
-            return;
-        }
-        if self.queue.len() == self.capacity {
-            self.dropped += 1;
-            match self.policy {
-                OverflowPolicy::DropNewest => return,
-                OverflowPolicy::Disconnect => {
-                    self.disconnecting = true;
-                    return;
-                }
-                _ => drop(self.queue.pop_front()),
-            }
-        }
-        self.queue.push_back(message);
-    }
-}
-
-/// The reference model of a broker and its subscribers.
-#[derive(Debug)]
-struct Model {
-    /// Subscribers by slot.
-    subs: Vec<Option<SubModel>>,
-    /// Pattern-message groups, by index.
-    groups: Vec<Group>,
-    /// Publishes so far, whether they reached anyone or not.
-    publishes: u64,
-    /// Closed, explicitly or by dropping every handle.
-    closed: bool,
-}
-
-impl Model {
-    /// `publish`, or `spublish` when `shard`: queues what each subscriber is
-    /// addressed and returns the count.
-    fn publish(&mut self, shard: bool, channel: &Name, publish: u64) -> usize {
-        if self.closed {
-            return 0;
-        }
-        let mut count = 0;
-        for sub in self.subs.iter_mut().flatten() {
-            let message = |kind, group| Expected {
-                seq: 0,
-                publish,
-                kind,
-                channel: channel.clone(),
-                group,
-            };
-            if shard {
-                if sub.shards.contains(&channel.0) {
-                    sub.push(message(MessageKind::SMessage, None));
-                    count += 1;
-                }
-            } else {
-                if sub.channels.contains(&channel.0) {
-                    sub.push(message(MessageKind::Message, None));
-                    count += 1;
-                }
-                let matching: BTreeSet<Vec<u8>> = sub
-                    .patterns
-                    .iter()
-                    .filter(|p| glob_match(p, channel))
-                    .cloned()
-                    .collect();
-                if !matching.is_empty() {
-                    let group = self.groups.len();
-                    for _ in 0..matching.len() {
-                        sub.push(message(MessageKind::PMessage, Some(group)));
-                    }
-                    count += matching.len();
-                    self.groups.push(Group {
-                        patterns: matching,
-                        received: BTreeSet::new(),
-                    });
-                }
-            }
-            // Once the publish is done, an overflowed subscriber loses every
-            // subscription, as Redis frees an over-limit client.
-            if sub.disconnecting {
-                sub.disconnecting = false;
-                sub.status = Status::Disconnected;
-                sub.channels.clear();
-                sub.patterns.clear();
-                sub.shards.clear();
-            }
-        }
-        count
-    }
-
-    /// Closes the broker: open queues stop accepting messages.
-    fn close(&mut self) {
-        self.closed = true;
-        for sub in self.subs.iter_mut().flatten() {
-            if sub.status == Status::Open {
-                sub.status = Status::Closed;
-            }
-        }
-    }
-
-    /// Active channels (shard channels when `shard`) matching `filter`.
-    fn channels(&self, shard: bool, filter: Option<&Name>) -> BTreeSet<Vec<u8>> {
-        self.subs
-            .iter()
-            .flatten()
-            .flat_map(|s| if shard { &s.shards } else { &s.channels })
-            .filter(|c| filter.is_none_or(|p| glob_match(p, c)))
-            .cloned()
-            .collect()
-    }
-
-    /// Subscribers holding `name` (as a shard channel when `shard`).
-    fn numsub(&self, shard: bool, name: &Name) -> usize {
-        self.subs
-            .iter()
-            .flatten()
-            .filter(|s| if shard { &s.shards } else { &s.channels }.contains(&name.0))
-            .count()
-    }
-
-    /// Distinct patterns held by anyone.
-    fn numpat(&self) -> usize {
-        let distinct: BTreeSet<&Vec<u8>> = self
-            .subs
-            .iter()
-            .flatten()
-            .flat_map(|s| &s.patterns)
-            .collect();
-        distinct.len()
-    }
-}
-
-/// Returns an error describing the difference unless `got == want`.
-macro_rules! ensure_eq {
-    ($got:expr, $want:expr, $($what:tt)+) => {{
-        let (got, want) = (&$got, &$want);
-        if got != want {
-            return Err(format!(
-                "{}: tannoy gave {:?}, the model expects {:?}",
-                format_args!($($what)+),
-                got,
-                want
-            ));
-        }
-    }};
-}
-
-/// The byte strings of `names`, as a sorted set.
-fn set<T: AsRef<[u8]>>(names: impl IntoIterator<Item = T>) -> BTreeSet<Vec<u8>> {
-    names.into_iter().map(|n| n.as_ref().to_vec()).collect()
-}
-
-/// Checks a message tannoy delivered against the one the model expects at
-/// that position.
-fn check_message(
-    msg: &Message<Tracked>,
-    expected: &Expected,
-    groups: &mut [Group],
-) -> Result<(), String> {
-    ensure_eq!(msg.seq(), expected.seq, "seq of {msg:?}");
-    ensure_eq!(msg.kind(), expected.kind, "kind of {msg:?}");
-    ensure_eq!(
-        Name(msg.channel().to_vec()),
-        expected.channel,
-        "channel of {msg:?}"
-    );
-    ensure_eq!(msg.payload().id, expected.publish, "payload of {msg:?}");
-    match expected.group {
-        None => ensure_eq!(msg.pattern(), None, "pattern of {msg:?}"),
-        Some(group) => {
-            let group = &mut groups[group];
-            let Some(pattern) = msg.pattern() else {
-                return Err(format!("pattern message {msg:?} names no pattern"));
-            };
-            if !group.patterns.contains(&pattern[..]) {
-                return Err(format!(
-                    "{msg:?}: the pattern did not match this publish for this subscriber \
-                     (matching: {:?})",
-                    group
-                        .patterns
-                        .iter()
-                        .map(|p| Name(p.clone()))
-                        .collect::<Vec<_>>()
-                ));
-            }
-            if !group.received.insert(pattern.to_vec()) {
-                return Err(format!("{msg:?}: delivered twice by one publish"));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// What one receive attempt gave.
@@ -1005,27 +709,10 @@ fn empty_outcome(sub: &SubModel) -> Outcome {
     }
 }
 
-/// Compares everything a subscriber says about itself with the model.
+/// Compares everything a subscriber says about itself with the model, and
+/// formats it with `Debug` (which must not panic).
 fn inspect(sub: &Subscriber<Tracked>, m: &SubModel) -> Result<(), String> {
-    ensure_eq!(set(sub.channels()), m.channels, "channels()");
-    ensure_eq!(set(sub.patterns()), m.patterns, "patterns()");
-    ensure_eq!(set(sub.shard_channels()), m.shards, "shard_channels()");
-    ensure_eq!(sub.subscription_count(), m.count(), "subscription_count()");
-    ensure_eq!(
-        sub.shard_subscription_count(),
-        m.shards.len(),
-        "shard_subscription_count()"
-    );
-    ensure_eq!(sub.len(), m.queue.len(), "len()");
-    ensure_eq!(sub.is_empty(), m.queue.is_empty(), "is_empty()");
-    ensure_eq!(sub.dropped(), m.dropped, "dropped()");
-    ensure_eq!(sub.capacity(), m.capacity, "capacity()");
-    ensure_eq!(sub.overflow_policy(), m.policy, "overflow_policy()");
-    ensure_eq!(
-        sub.is_disconnected(),
-        m.status == Status::Disconnected,
-        "is_disconnected()"
-    );
+    broker_model::inspect(sub, m)?;
     let _ = format!("{sub:?}");
     Ok(())
 }
@@ -1056,14 +743,8 @@ impl Run {
             .overflow_policy(case.policy)
             .build();
         let subs = (0..SLOTS).map(|_| Some(broker.subscriber())).collect();
-        let model = Model {
-            subs: (0..SLOTS)
-                .map(|_| Some(SubModel::new(case.capacity, case.policy, false)))
-                .collect(),
-            groups: Vec::new(),
-            publishes: 0,
-            closed: false,
-        };
+        let model =
+            Model::new((0..SLOTS).map(|_| SubModel::new(case.capacity, case.policy, false)));
         Self {
             handles: vec![broker],
             subs,
@@ -1126,38 +807,19 @@ impl Run {
     /// Runs one operation on both sides and compares the results.
     fn step(&mut self, op: &Op) -> Result<(), String> {
         match op {
-            Op::Subscribe(slot, names) | Op::SSubscribe(slot, names) => {
-                let shard = matches!(op, Op::SSubscribe(..));
+            Op::Subscribe(slot, names)
+            | Op::PSubscribe(slot, names)
+            | Op::SSubscribe(slot, names) => {
                 let (Some(sub), Some(m)) = (&mut self.subs[*slot], &mut self.model.subs[*slot])
                 else {
                     return Ok(());
                 };
-                let got = if shard {
-                    sub.ssubscribe(names)
-                } else {
-                    sub.subscribe(names)
+                let (got, space) = match op {
+                    Op::Subscribe(..) => (sub.subscribe(names), Space::Channels),
+                    Op::PSubscribe(..) => (sub.psubscribe(names), Space::Patterns),
+                    _ => (sub.ssubscribe(names), Space::Shards),
                 };
-                if m.status != Status::Disconnected {
-                    let held = if shard {
-                        &mut m.shards
-                    } else {
-                        &mut m.channels
-                    };
-                    held.extend(set(names));
-                }
-                let want = if shard { m.shards.len() } else { m.count() };
-                ensure_eq!(got, want, "returned count");
-            }
-            Op::PSubscribe(slot, names) => {
-                let (Some(sub), Some(m)) = (&mut self.subs[*slot], &mut self.model.subs[*slot])
-                else {
-                    return Ok(());
-                };
-                let got = sub.psubscribe(names);
-                if m.status != Status::Disconnected {
-                    m.patterns.extend(set(names));
-                }
-                ensure_eq!(got, m.count(), "returned count");
+                ensure_eq!(got, m.subscribe(space, names), "returned count");
             }
             Op::Unsubscribe(slot, names)
             | Op::PUnsubscribe(slot, names)
@@ -1166,23 +828,12 @@ impl Run {
                 else {
                     return Ok(());
                 };
-                let (got, held) = match op {
-                    Op::Unsubscribe(..) => (sub.unsubscribe(names), &mut m.channels),
-                    Op::PUnsubscribe(..) => (sub.punsubscribe(names), &mut m.patterns),
-                    _ => (sub.sunsubscribe(names), &mut m.shards),
+                let (got, space) = match op {
+                    Op::Unsubscribe(..) => (sub.unsubscribe(names), Space::Channels),
+                    Op::PUnsubscribe(..) => (sub.punsubscribe(names), Space::Patterns),
+                    _ => (sub.sunsubscribe(names), Space::Shards),
                 };
-                if names.is_empty() {
-                    held.clear();
-                }
-                for name in names {
-                    held.remove(&name.0);
-                }
-                let want = if matches!(op, Op::SUnsubscribe(..)) {
-                    m.shards.len()
-                } else {
-                    m.count()
-                };
-                ensure_eq!(got, want, "returned count");
+                ensure_eq!(got, m.unsubscribe(space, names), "returned count");
             }
             Op::Publish(name, times) => {
                 for _ in 0..*times {
@@ -1237,7 +888,8 @@ impl Run {
                 ensure_eq!(got.len(), listed.len(), "names listed twice: {got:?}");
                 ensure_eq!(
                     listed,
-                    self.model.channels(shard, filter.as_ref()),
+                    self.model
+                        .channels(shard, filter.as_ref().map(|p| &p.0[..])),
                     "listed"
                 );
             }
@@ -1256,7 +908,7 @@ impl Run {
                 .collect();
                 let want: Vec<(Name, usize)> = names
                     .iter()
-                    .map(|name| (name.clone(), self.model.numsub(shard, name)))
+                    .map(|name| (name.clone(), self.model.numsub(shard, &name.0)))
                     .collect();
                 ensure_eq!(got, want, "counts");
             }
@@ -1302,14 +954,13 @@ impl Run {
             return Ok(());
         };
         let id = self.model.publishes;
-        self.model.publishes += 1;
         let payload = Tracked::new(id, &self.live);
         let got = if shard {
             broker.spublish(name, payload)
         } else {
             broker.publish(name, payload)
         };
-        let want = self.model.publish(shard, name, id);
+        let want = self.model.publish(shard, &name.0);
         let what = if shard { "spublish" } else { "publish" };
         ensure_eq!(got, want, "{what} #{id} to {name:?}: receivers");
         Ok(())
