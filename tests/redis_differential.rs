@@ -18,12 +18,11 @@ mod differential;
 
 use std::cell::Cell;
 use std::io::Write;
-use std::process::Command;
 use std::time::Instant;
 
 use differential::{Differential, Kind, Stats};
 use proptest::test_runner::{Config, TestRunner};
-use redis_support::{Push, REQUIRE_ENV, SERVER_ENV, redis_or_skip};
+use redis_support::{Push, REQUIRE_ENV, redis_or_skip, rerun_without_server};
 
 /// An unsubscribe confirmation as the driver returns it.
 fn unsub(name: Option<&[u8]>, count: i64) -> (Option<Vec<u8>>, i64) {
@@ -807,24 +806,16 @@ fn prop_long_sequences_agree() {
 /// pointed at nothing.
 #[test]
 fn every_test_skips_without_a_server_unless_required() {
-    let exe = std::env::current_exe().expect("path of the test binary");
     let run = |require: Option<&str>| {
-        let mut command = Command::new(&exe);
-        command
-            .args(["--skip", "every_test_skips_without_a_server"])
-            .args(["--test-threads", "1"])
-            .env(SERVER_ENV, "/nonexistent/redis-server");
-        match require {
-            Some(value) => command.env(REQUIRE_ENV, value),
-            None => command.env_remove(REQUIRE_ENV),
-        };
-        let output = command.output().expect("rerun the test binary");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
+        rerun_without_server(
+            &[
+                "--skip",
+                "every_test_skips_without_a_server",
+                "--test-threads",
+                "1",
+            ],
+            require,
+        )
     };
     let (passed, text) = run(None);
     assert!(passed, "without a server every test must skip:\n{text}");

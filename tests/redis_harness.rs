@@ -21,9 +21,10 @@ mod glob_table {
 }
 
 use std::collections::HashSet;
-use std::process::Command;
 
-use redis_support::{Frame, Push, REQUIRE_ENV, SERVER_ENV, redis_or_skip};
+use redis_support::{
+    Frame, MISSING_SERVER, Push, REQUIRE_ENV, redis_or_skip, rerun_without_server,
+};
 
 /// A subscribe confirmation as the harness returns it.
 fn sub(name: &[u8], count: i64) -> (Vec<u8>, i64) {
@@ -80,23 +81,8 @@ fn server_is_private_and_answers_ping() {
 /// pointed at nothing.
 #[test]
 fn missing_server_skips_unless_required() {
-    let exe = std::env::current_exe().expect("path of the test binary");
     let run = |require: Option<&str>| {
-        let mut command = Command::new(&exe);
-        command
-            .args(["--exact", "server_is_private_and_answers_ping"])
-            .env(SERVER_ENV, "/nonexistent/redis-server");
-        match require {
-            Some(value) => command.env(REQUIRE_ENV, value),
-            None => command.env_remove(REQUIRE_ENV),
-        };
-        let output = command.output().expect("rerun the test binary");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
+        rerun_without_server(&["--exact", "server_is_private_and_answers_ping"], require)
     };
 
     for require in [None, Some(""), Some("0")] {
@@ -111,7 +97,7 @@ fn missing_server_skips_unless_required() {
             .collect();
         assert_eq!(skips.len(), 1, "one skip line expected:\n{text}");
         assert!(
-            skips[0].contains("/nonexistent/redis-server") && skips[0].contains(REQUIRE_ENV),
+            skips[0].contains(MISSING_SERVER) && skips[0].contains(REQUIRE_ENV),
             "the skip line names the path and the variable: {}",
             skips[0]
         );

@@ -112,6 +112,36 @@ pub(crate) fn redis_or_skip() -> Option<RedisServer> {
     RedisServer::start()
 }
 
+/// A [`SERVER_ENV`] value where no server is, for [`rerun_without_server`].
+pub(crate) const MISSING_SERVER: &str = "/nonexistent/redis-server";
+
+/// Runs the current test binary again with `args` (libtest's: which tests,
+/// how), with [`SERVER_ENV`] pointed at [`MISSING_SERVER`] and
+/// [`REQUIRE_ENV`] set to `require` (removed for `None`), and returns
+/// whether it passed and what it wrote (stdout, then stderr).
+///
+/// For tests of what a missing server does: the rerun's tests skip or fail.
+///
+/// # Panics
+///
+/// If the test binary cannot be found or run.
+pub(crate) fn rerun_without_server(args: &[&str], require: Option<&str>) -> (bool, String) {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let mut command = Command::new(exe);
+    command.args(args).env(SERVER_ENV, MISSING_SERVER);
+    match require {
+        Some(value) => command.env(REQUIRE_ENV, value),
+        None => command.env_remove(REQUIRE_ENV),
+    };
+    let output = command.output().expect("rerun the test binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
 /// A `redis-server` process private to the test that started it.
 ///
 /// It listens only on 127.0.0.1 at a port chosen for it, keeps nothing on
