@@ -2,6 +2,9 @@
 //! accounting, and that a slow or broken consumer never blocks or breaks
 //! publishing.
 
+#[path = "support/watchdog.rs"]
+mod watchdog;
+
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -776,20 +779,11 @@ impl Drop for Notifier {
 /// Runs `f` on its own thread, failing instead of hanging if it deadlocks
 /// (generous: `f` takes microseconds).
 fn deadlock_guarded(f: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        f();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(Duration::from_secs(10)) {
-        Ok(()) => worker.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(worker.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("deadlock: a payload's Drop ran while the broker held a lock")
-        }
-    }
+    watchdog::guarded(
+        Duration::from_secs(10),
+        "deadlock: a payload's Drop ran while the broker held a lock",
+        f,
+    );
 }
 
 /// A payload's `Drop` may use the broker: when drop-oldest evicts a message

@@ -7,6 +7,9 @@
 //! under Miri. They bound how long the threads churn; no test asserts on
 //! speed.
 
+#[path = "support/watchdog.rs"]
+mod watchdog;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, mpsc};
@@ -42,20 +45,7 @@ fn stress_duration(default_ms: u64) -> Duration {
 /// hanging) if it does not finish within [`HANG_GUARD`]. A panic in `f` is
 /// re-raised here.
 fn guarded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, result) = mpsc::channel();
-    let worker = thread::spawn(move || {
-        let _ = done.send(f());
-    });
-    match result.recv_timeout(HANG_GUARD) {
-        Ok(value) => {
-            worker.join().unwrap();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(worker.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("deadlock: still running after the guard"),
-    }
+    watchdog::guarded(HANG_GUARD, "deadlock: still running after the guard", f)
 }
 
 /// A small deterministic PRNG (xorshift64*).

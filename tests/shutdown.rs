@@ -2,6 +2,9 @@
 //! broker; receivers drain what is queued and then see `Closed`, blocked
 //! ones are woken, and worker loops end.
 
+#[path = "support/watchdog.rs"]
+mod watchdog;
+
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::mpsc;
@@ -24,20 +27,7 @@ const LET_IT_PARK: Duration = Duration::from_millis(20);
 /// hanging) if it does not finish within [`HANG_GUARD`]. A panic in `f`
 /// is re-raised here.
 fn guarded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, result) = mpsc::channel();
-    let worker = thread::spawn(move || {
-        let _ = done.send(f());
-    });
-    match result.recv_timeout(HANG_GUARD) {
-        Ok(value) => {
-            worker.join().unwrap();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(worker.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("a receiver was never woken (hang)"),
-    }
+    watchdog::guarded(HANG_GUARD, "a receiver was never woken (hang)", f)
 }
 
 /// `close()` wakes a `recv` blocked in another thread; it returns what was
