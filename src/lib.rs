@@ -53,9 +53,10 @@
 //! Dropping a `Subscriber` unsubscribes it from everything at once.
 //!
 //! Payloads are generic: `Broker<P = Bytes>` carries any
-//! `P: Clone + Send + Sync + 'static`. Fan-out clones `P` once per delivery,
-//! which for [`Bytes`] or `Arc<T>` is a reference-count increment: the
-//! payload's bytes are never copied.
+//! `P: Clone + Send + Sync + 'static`. Subscribers reached by the same
+//! delivery share one copy of `P`: a publish clones it at most once per kind
+//! of delivery (the channel, and each matching pattern), never per
+//! subscriber, and a payload's bytes are never copied.
 //!
 //! # Pattern syntax
 //!
@@ -98,8 +99,8 @@
 //! Channel names and patterns may come from untrusted clients. No input
 //! panics, and no pattern can make a publish slow: matching takes time
 //! linear in the pattern and channel lengths, with no backtracking blow-up
-//! (`*a*a*a*a*a*a*b` against a long channel is as cheap as `*b`). There is
-//! no size limit beyond memory, as in Redis.
+//! (`*a*a*a*a*a*a*b` against a long channel costs one pass over it). There
+//! is no size limit beyond memory, as in Redis.
 //!
 //! # Backpressure
 //!

@@ -62,8 +62,9 @@ impl fmt::Display for MessageKind {
 ///
 /// Channel and pattern names are [`Bytes`]: cheap to clone, binary-safe, and
 /// comparable with `&str` and `&[u8]`. The payload is the publisher's value,
-/// cloned once per receiving subscription (for `Bytes` or `Arc<T>` that is a
-/// reference-count increment, never a copy of the data).
+/// shared by every subscriber the same delivery reached: a publish clones
+/// `P` at most once per kind of delivery (the channel, and each matching
+/// pattern), never per subscriber, and never copies a `Bytes` payload's data.
 ///
 /// # Examples
 ///
