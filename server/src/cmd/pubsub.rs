@@ -1,0 +1,467 @@
+//! `SUBSCRIBE`, `UNSUBSCRIBE`, `PSUBSCRIBE`, `PUNSUBSCRIBE`, `SSUBSCRIBE`,
+//! `SUNSUBSCRIBE`, `PUBLISH`, `SPUBLISH` and `PUBSUB`: the engine's
+//! operations, with Redis's confirmations.
+//!
+//! # Ordering against messages
+//!
+//! The connection moves every waiting message into the output before it
+//! runs a command, so a command's replies follow every message delivered
+//! before it ran. Beyond that:
+//!
+//! * A subscribe command subscribes every argument, then writes its
+//!   confirmations: messages published after it ran come after all of them.
+//! * An unsubscribe command unsubscribes every argument, moves the messages
+//!   that arrived meanwhile into the output, then confirms: messages queued
+//!   before the unsubscription precede its confirmation, and nothing arrives
+//!   through that subscription after it.
+//! * `PUBLISH` moves the messages it queued to the publishing client itself
+//!   into the output before its reply, so a RESP3 client publishing to its
+//!   own channel gets the push before the integer, as Redis 7.0 sends them.
+
+use bytes::Bytes;
+
+use super::{Command, help, is, subcommand_syntax_error};
+use crate::session::Session;
+
+/// `SUBSCRIBE channel [channel ...]`.
+pub(super) const SUBSCRIBE: Command = Command {
+    name: "subscribe",
+    arity: -2,
+    flags: &["pubsub", "noscript", "loading", "stale"],
+    keys: (0, 0, 0),
+    acl: &["@pubsub", "@slow"],
+    tips: &[],
+    group: "pubsub",
+    since: "2.0.0",
+    summary: "Receive the messages published to these channels",
+    run: subscribe,
+    subcommands: &[],
+};
+
+/// `UNSUBSCRIBE [channel ...]`.
+pub(super) const UNSUBSCRIBE: Command = Command {
+    name: "unsubscribe",
+    arity: -1,
+    flags: &["pubsub", "noscript", "loading", "stale"],
+    keys: (0, 0, 0),
+    acl: &["@pubsub", "@slow"],
+    tips: &[],
+    group: "pubsub",
+    since: "2.0.0",
+    summary: "Stop receiving from these channels, or from every channel",
+    run: unsubscribe,
+    subcommands: &[],
+};
+
+/// `PSUBSCRIBE pattern [pattern ...]`.
+pub(super) const PSUBSCRIBE: Command = Command {
+    name: "psubscribe",
+    arity: -2,
+    flags: &["pubsub", "noscript", "loading", "stale"],
+    keys: (0, 0, 0),
+    acl: &["@pubsub", "@slow"],
+    tips: &[],
+    group: "pubsub",
+    since: "2.0.0",
+    summary: "Receive the messages published to channels matching these glob patterns",
+    run: psubscribe,
+    subcommands: &[],
+};
+
+/// `PUNSUBSCRIBE [pattern ...]`.
+pub(super) const PUNSUBSCRIBE: Command = Command {
+    name: "punsubscribe",
+    arity: -1,
+    flags: &["pubsub", "noscript", "loading", "stale"],
+    keys: (0, 0, 0),
+    acl: &["@pubsub", "@slow"],
+    tips: &[],
+    group: "pubsub",
+    since: "2.0.0",
+    summary: "Stop receiving through these patterns, or through every pattern",
+    run: punsubscribe,
+    subcommands: &[],
+};
+
+/// `SSUBSCRIBE shardchannel [shardchannel ...]`.
+pub(super) const SSUBSCRIBE: Command = Command {
+    name: "ssubscribe",
+    arity: -2,
+    flags: &["pubsub", "noscript", "loading", "stale"],
+    keys: (1, -1, 1),
+    acl: &["@pubsub", "@slow"],
+    tips: &[],
+    group: "pubsub",
+    since: "7.0.0",
+    summary: "Receive the messages published to these shard channels",
+    run: ssubscribe,
+    subcommands: &[],
+};
+
+/// `SUNSUBSCRIBE [shardchannel ...]`.
+pub(super) const SUNSUBSCRIBE: Command = Command {
+    name: "sunsubscribe",
+    arity: -1,
+    flags: &["pubsub", "noscript", "loading", "stale"],
+    keys: (1, -1, 1),
+    acl: &["@pubsub", "@slow"],
+    tips: &[],
+    group: "pubsub",
+    since: "7.0.0",
+    summary: "Stop receiving from these shard channels, or from every one",
+    run: sunsubscribe,
+    subcommands: &[],
+};
+
+/// `PUBLISH channel message`.
+pub(super) const PUBLISH: Command = Command {
+    name: "publish",
+    arity: 3,
+    flags: &["pubsub", "loading", "stale", "fast"],
+    keys: (0, 0, 0),
+    acl: &["@pubsub", "@fast"],
+    tips: &[],
+    group: "pubsub",
+    since: "2.0.0",
+    summary: "Send a message to a channel's subscribers and matching patterns",
+    run: publish,
+    subcommands: &[],
+};
+
+/// `SPUBLISH shardchannel message`.
+pub(super) const SPUBLISH: Command = Command {
+    name: "spublish",
+    arity: 3,
+    flags: &["pubsub", "loading", "stale", "fast"],
+    keys: (1, 1, 1),
+    acl: &["@pubsub", "@fast"],
+    tips: &[],
+    group: "pubsub",
+    since: "7.0.0",
+    summary: "Send a message to a shard channel's subscribers",
+    run: spublish,
+    subcommands: &[],
+};
+
+/// Flags and categories shared by the `PUBSUB` introspection subcommands.
+const INTROSPECTION_FLAGS: &[&str] = &["pubsub", "loading", "stale"];
+
+/// `PUBSUB <subcommand>`.
+pub(super) const PUBSUB: Command = Command {
+    name: "pubsub",
+    arity: -2,
+    flags: &[],
+    keys: (0, 0, 0),
+    acl: &["@slow"],
+    tips: &[],
+    group: "pubsub",
+    since: "2.8.0",
+    summary: "Pub/sub introspection",
+    run: subcommand_syntax_error,
+    subcommands: &[
+        Command {
+            name: "pubsub|channels",
+            arity: -2,
+            flags: INTROSPECTION_FLAGS,
+            keys: (0, 0, 0),
+            acl: &["@pubsub", "@slow"],
+            tips: &[],
+            group: "pubsub",
+            since: "2.8.0",
+            summary: "List the active channels, or those matching a pattern",
+            run: pubsub_channels,
+            subcommands: &[],
+        },
+        Command {
+            name: "pubsub|numsub",
+            arity: -2,
+            flags: INTROSPECTION_FLAGS,
+            keys: (0, 0, 0),
+            acl: &["@pubsub", "@slow"],
+            tips: &[],
+            group: "pubsub",
+            since: "2.8.0",
+            summary: "Count the exact subscribers of channels",
+            run: pubsub_numsub,
+            subcommands: &[],
+        },
+        Command {
+            name: "pubsub|numpat",
+            arity: 2,
+            flags: INTROSPECTION_FLAGS,
+            keys: (0, 0, 0),
+            acl: &["@pubsub", "@slow"],
+            tips: &[],
+            group: "pubsub",
+            since: "2.8.0",
+            summary: "Count the distinct patterns subscribed",
+            run: pubsub_numpat,
+            subcommands: &[],
+        },
+        Command {
+            name: "pubsub|shardchannels",
+            arity: -2,
+            flags: INTROSPECTION_FLAGS,
+            keys: (0, 0, 0),
+            acl: &["@pubsub", "@slow"],
+            tips: &[],
+            group: "pubsub",
+            since: "7.0.0",
+            summary: "List the active shard channels, or those matching a pattern",
+            run: pubsub_shardchannels,
+            subcommands: &[],
+        },
+        Command {
+            name: "pubsub|shardnumsub",
+            arity: -2,
+            flags: INTROSPECTION_FLAGS,
+            keys: (0, 0, 0),
+            acl: &["@pubsub", "@slow"],
+            tips: &[],
+            group: "pubsub",
+            since: "7.0.0",
+            summary: "Count the subscribers of shard channels",
+            run: pubsub_shardnumsub,
+            subcommands: &[],
+        },
+        Command {
+            name: "pubsub|help",
+            arity: 2,
+            flags: &["loading", "stale"],
+            keys: (0, 0, 0),
+            acl: &["@slow"],
+            tips: &[],
+            group: "pubsub",
+            since: "6.2.0",
+            summary: "Show the PUBSUB subcommands",
+            run: pubsub_help,
+            subcommands: &[],
+        },
+    ],
+};
+
+/// Updates the session after a subscribe command.
+fn subscribed(session: &mut Session) {
+    session.subscribed = true;
+}
+
+/// `SUBSCRIBE`.
+fn subscribe(session: &mut Session, args: &[Bytes]) {
+    let counts: Vec<usize> = {
+        let subscriber = &mut *session.handle.subscriber();
+        args[1..]
+            .iter()
+            .map(|c| subscriber.subscribe([c]))
+            .collect()
+    };
+    for (channel, count) in args[1..].iter().zip(counts) {
+        session.out.confirmation("subscribe", Some(channel), count);
+    }
+    subscribed(session);
+}
+
+/// `PSUBSCRIBE`.
+fn psubscribe(session: &mut Session, args: &[Bytes]) {
+    let counts: Vec<usize> = {
+        let subscriber = &mut *session.handle.subscriber();
+        args[1..]
+            .iter()
+            .map(|p| subscriber.psubscribe([p]))
+            .collect()
+    };
+    for pattern in &args[1..] {
+        session.patterns.insert(pattern);
+    }
+    for (pattern, count) in args[1..].iter().zip(counts) {
+        session.out.confirmation("psubscribe", Some(pattern), count);
+    }
+    subscribed(session);
+}
+
+/// `SSUBSCRIBE`.
+fn ssubscribe(session: &mut Session, args: &[Bytes]) {
+    if session.in_exec {
+        // Redis refuses it inside a transaction (a "deny blocking" client),
+        // unlike SUBSCRIBE and PSUBSCRIBE, which it lets through.
+        session
+            .out
+            .err("SSUBSCRIBE isn't allowed for a DENY BLOCKING client");
+        return;
+    }
+    let counts: Vec<usize> = {
+        let subscriber = &mut *session.handle.subscriber();
+        args[1..]
+            .iter()
+            .map(|c| subscriber.ssubscribe([c]))
+            .collect()
+    };
+    for (channel, count) in args[1..].iter().zip(counts) {
+        session.out.confirmation("ssubscribe", Some(channel), count);
+    }
+    subscribed(session);
+}
+
+/// The three namespaces an unsubscribe command acts on.
+#[derive(Clone, Copy)]
+enum Namespace {
+    /// `UNSUBSCRIBE`.
+    Channel,
+    /// `PUNSUBSCRIBE`.
+    Pattern,
+    /// `SUNSUBSCRIBE`.
+    Shard,
+}
+
+/// The shared body of the three unsubscribe commands.
+fn unsubscribe_in(session: &mut Session, args: &[Bytes], namespace: Namespace, kind: &str) {
+    let confirmations: Vec<(Option<Bytes>, usize)> = {
+        let subscriber = &mut *session.handle.subscriber();
+        let names = if args.len() > 1 {
+            args[1..].to_vec()
+        } else {
+            match namespace {
+                Namespace::Channel => subscriber.channels(),
+                Namespace::Pattern => session.patterns.all(),
+                Namespace::Shard => subscriber.shard_channels(),
+            }
+        };
+        if names.is_empty() {
+            let count = match namespace {
+                Namespace::Shard => subscriber.shard_subscription_count(),
+                _ => subscriber.subscription_count(),
+            };
+            vec![(None, count)]
+        } else {
+            names
+                .into_iter()
+                .map(|name| {
+                    let count = match namespace {
+                        Namespace::Channel => subscriber.unsubscribe([&name]),
+                        Namespace::Pattern => subscriber.punsubscribe([&name]),
+                        Namespace::Shard => subscriber.sunsubscribe([&name]),
+                    };
+                    (Some(name), count)
+                })
+                .collect()
+        }
+    };
+    if let Namespace::Pattern = namespace {
+        for (name, _) in &confirmations {
+            if let Some(name) = name {
+                session.patterns.remove(name);
+            }
+        }
+    }
+    session.forward_all();
+    for (name, count) in &confirmations {
+        session.out.confirmation(kind, name.as_deref(), *count);
+    }
+    session.refresh_subscribed();
+}
+
+/// `UNSUBSCRIBE`.
+fn unsubscribe(session: &mut Session, args: &[Bytes]) {
+    unsubscribe_in(session, args, Namespace::Channel, "unsubscribe");
+}
+
+/// `PUNSUBSCRIBE`.
+fn punsubscribe(session: &mut Session, args: &[Bytes]) {
+    unsubscribe_in(session, args, Namespace::Pattern, "punsubscribe");
+}
+
+/// `SUNSUBSCRIBE`.
+fn sunsubscribe(session: &mut Session, args: &[Bytes]) {
+    unsubscribe_in(session, args, Namespace::Shard, "sunsubscribe");
+}
+
+/// `PUBLISH`.
+fn publish(session: &mut Session, args: &[Bytes]) {
+    let receivers = session.shared.broker.publish(&args[1], args[2].clone());
+    session.forward_all();
+    session.out.integer(receivers as i64);
+}
+
+/// `SPUBLISH`.
+fn spublish(session: &mut Session, args: &[Bytes]) {
+    let receivers = session.shared.broker.spublish(&args[1], args[2].clone());
+    session.forward_all();
+    session.out.integer(receivers as i64);
+}
+
+/// `PUBSUB CHANNELS [pattern]`.
+fn pubsub_channels(session: &mut Session, args: &[Bytes]) {
+    let broker = &session.shared.broker;
+    let channels = match args.len() {
+        2 => broker.channels(None::<&str>),
+        3 => broker.channels(&args[2]),
+        _ => return subcommand_syntax_error(session, args),
+    };
+    session.out.array(channels.len());
+    for channel in &channels {
+        session.out.bulk(channel);
+    }
+}
+
+/// `PUBSUB SHARDCHANNELS [pattern]`.
+fn pubsub_shardchannels(session: &mut Session, args: &[Bytes]) {
+    let broker = &session.shared.broker;
+    let channels = match args.len() {
+        2 => broker.shard_channels(None::<&str>),
+        3 => broker.shard_channels(&args[2]),
+        _ => return subcommand_syntax_error(session, args),
+    };
+    session.out.array(channels.len());
+    for channel in &channels {
+        session.out.bulk(channel);
+    }
+}
+
+/// Replies with `NUMSUB`-style pairs.
+fn counts(session: &mut Session, pairs: &[(Bytes, usize)]) {
+    session.out.array(pairs.len() * 2);
+    for (name, count) in pairs {
+        session.out.bulk(name);
+        session.out.integer(*count as i64);
+    }
+}
+
+/// `PUBSUB NUMSUB [channel ...]`.
+fn pubsub_numsub(session: &mut Session, args: &[Bytes]) {
+    let pairs = session.shared.broker.numsub(&args[2..]);
+    counts(session, &pairs);
+}
+
+/// `PUBSUB SHARDNUMSUB [shardchannel ...]`.
+fn pubsub_shardnumsub(session: &mut Session, args: &[Bytes]) {
+    let pairs = session.shared.broker.shard_numsub(&args[2..]);
+    counts(session, &pairs);
+}
+
+/// `PUBSUB NUMPAT`.
+fn pubsub_numpat(session: &mut Session, _args: &[Bytes]) {
+    let n = session.shared.broker.numpat();
+    session.out.integer(n as i64);
+}
+
+/// `PUBSUB HELP`.
+fn pubsub_help(session: &mut Session, args: &[Bytes]) {
+    if !is(&args[1], "help") {
+        return subcommand_syntax_error(session, args);
+    }
+    help(
+        session,
+        args,
+        &[
+            "CHANNELS [<pattern>]",
+            "    List the channels with at least one subscriber, all or those matching <pattern>.",
+            "NUMPAT",
+            "    Count the distinct patterns subscribed to.",
+            "NUMSUB [<channel> ...]",
+            "    Count each channel's subscribers, not counting pattern subscriptions.",
+            "SHARDCHANNELS [<pattern>]",
+            "    List the shard channels with at least one subscriber.",
+            "SHARDNUMSUB [<shardchannel> ...]",
+            "    Count each shard channel's subscribers.",
+        ],
+    );
+}
