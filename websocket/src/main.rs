@@ -54,7 +54,7 @@
 //! # Running it
 //!
 //! ```text
-//! cargo run --example websocket                   # or: -- --port 8080 (0 picks a free port)
+//! cargo run -p tannoy-websocket-example            # or: -- --port 8080 (0 picks a free port)
 //! websocat ws://127.0.0.1:3000/ws/alice           # predictions only
 //! websocat 'ws://127.0.0.1:3000/ws/bob?patterns=true'   # and every ai:* event
 //! ```
@@ -64,8 +64,8 @@
 //! frame and returns. (axum's graceful shutdown does not wait for upgraded
 //! WebSocket connections; closing the broker is what ends them.)
 //!
-//! `tests/websocket.rs` runs this same server (it includes this file as a
-//! module) against real WebSocket clients.
+//! `websocket/tests/websocket.rs` runs this same server (it includes this
+//! file as a module) against real WebSocket clients.
 
 use std::collections::HashMap;
 use std::error::Error;

@@ -5,11 +5,11 @@
 //! every connection and the server.
 //!
 //! The server is the example's own code: this file includes
-//! `examples/websocket.rs` as a module and calls its `serve`, so the test
+//! `websocket/src/main.rs` as a module and calls its `serve`, so the test
 //! owns the `Broker` and publishes deterministically (the example's
 //! once-a-second publisher is not started, except in the one test about it).
 
-#[path = "../examples/websocket.rs"]
+#[path = "../src/main.rs"]
 #[allow(
     dead_code,
     reason = "the example's `main` is its entry point, not called from here"
