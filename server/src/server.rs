@@ -323,7 +323,7 @@ impl ServerBuilder {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let broker = tannoy::Broker::new();
     /// let server = tannoy_server::Server::builder().broker(broker.clone()).start().await?;
-    /// let mut local = broker.subscriber();
+    /// let local = &mut broker.subscriber();
     /// local.subscribe(["events"]);
     /// assert_eq!(server.broker().numsub(["events"])[0].1, 1);
     /// # server.shutdown().await;
@@ -385,7 +385,7 @@ impl ServerBuilder {
     /// # Examples
     ///
     /// ```
-    /// let builder = tannoy_server::Server::builder().maxclients(2);
+    /// let _builder = tannoy_server::Server::builder().maxclients(2);
     /// ```
     #[track_caller]
     pub fn maxclients(mut self, maxclients: usize) -> Self {
@@ -402,7 +402,7 @@ impl ServerBuilder {
     /// ```
     /// use tannoy_server::OutputBufferLimit;
     ///
-    /// let builder = tannoy_server::Server::builder()
+    /// let _builder = tannoy_server::Server::builder()
     ///     .client_output_buffer_limit_pubsub(OutputBufferLimit::new(4 << 20, 0, 0));
     /// ```
     pub fn client_output_buffer_limit_pubsub(mut self, limit: OutputBufferLimit) -> Self {
@@ -416,7 +416,7 @@ impl ServerBuilder {
     /// # Examples
     ///
     /// ```
-    /// let builder = tannoy_server::Server::builder().overflow(tannoy_server::Overflow::DropOldest);
+    /// let _builder = tannoy_server::Server::builder().overflow(tannoy_server::Overflow::DropOldest);
     /// ```
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.overflow = overflow;
@@ -432,7 +432,7 @@ impl ServerBuilder {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let builder = tannoy_server::Server::builder().request_timeout(Some(Duration::from_secs(5)));
+    /// let _builder = tannoy_server::Server::builder().request_timeout(Some(Duration::from_secs(5)));
     /// ```
     pub fn request_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.request_timeout = timeout;

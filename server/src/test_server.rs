@@ -96,6 +96,7 @@ impl TestServer {
     ///
     /// ```
     /// let redis = tannoy_server::TestServer::try_with(tannoy_server::Server::builder())?;
+    /// assert_eq!(redis.clients().len(), 0);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_with(builder: ServerBuilder) -> io::Result<Self> {

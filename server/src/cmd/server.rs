@@ -589,14 +589,33 @@ fn info(session: &mut Session, args: &[Bytes]) {
 /// (case-insensitively), each once.
 fn config_get(session: &mut Session, args: &[Bytes]) {
     let all = session.shared.config.all();
-    let patterns: Vec<Vec<u8>> = args[2..].iter().map(|p| p.to_ascii_lowercase()).collect();
-    let matches: Vec<&(String, String)> = all
-        .iter()
-        .filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes())))
-        .collect();
+    // Name as the reply shows it, and value; each parameter once.
+    let mut matches: Vec<(Vec<u8>, &str, &String)> = Vec::new();
+    for arg in &args[2..] {
+        let pattern = c_str(arg);
+        let is_glob = pattern.iter().any(|b| b"[*?".contains(b));
+        let lower = pattern.to_ascii_lowercase();
+        for (name, value) in &all {
+            let hit = if is_glob {
+                glob_match(&lower, name.as_bytes())
+            } else {
+                lower == name.as_bytes()
+            };
+            if hit && !matches.iter().any(|(_, n, _)| *n == name.as_str()) {
+                // An exact name is echoed as the client spelled it, as
+                // Redis does; a glob match shows the parameter's name.
+                let shown = if is_glob {
+                    name.as_bytes().to_vec()
+                } else {
+                    pattern.to_vec()
+                };
+                matches.push((shown, name.as_str(), value));
+            }
+        }
+    }
     session.out.map(matches.len());
-    for (name, value) in matches {
-        session.out.bulk(name.as_bytes());
+    for (shown, _, value) in matches {
+        session.out.bulk(&shown);
         session.out.bulk(value.as_bytes());
     }
 }

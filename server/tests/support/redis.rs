@@ -1,0 +1,282 @@
+//! A private `redis-server` per test, for the tests that compare
+//! tannoy-server with the real thing, and a raw RESP connection that
+//! returns replies exactly as they came off the wire.
+//!
+//! # Environment
+//!
+//! | variable | effect |
+//! |---|---|
+//! | `TANNOY_REDIS_SERVER` | path of the `redis-server` binary, instead of searching `PATH` and `/usr/bin` |
+//! | `TANNOY_REQUIRE_REDIS` | when set to anything but empty or `0`, a missing binary fails the test instead of skipping it |
+
+#![allow(
+    dead_code,
+    reason = "shared by several test files, each using a subset"
+)]
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Environment variable naming the `redis-server` binary.
+pub(crate) const SERVER_ENV: &str = "TANNOY_REDIS_SERVER";
+
+/// Environment variable that turns a missing binary into a failure.
+pub(crate) const REQUIRE_ENV: &str = "TANNOY_REQUIRE_REDIS";
+
+/// How long one read may wait before the test fails: far beyond what a
+/// local server needs, short enough to fail instead of hanging.
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether a missing dependency must fail the test.
+pub(crate) fn required() -> bool {
+    std::env::var_os(REQUIRE_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Skips (returns `None` after one line on stderr) or, when
+/// [`REQUIRE_ENV`] is set, fails, for a missing `what`.
+pub(crate) fn skip<T>(what: &str) -> Option<T> {
+    if required() {
+        panic!("{what}, and {REQUIRE_ENV} is set");
+    }
+    eprintln!("skipped: {what} (set {REQUIRE_ENV}=1 to make this a failure)");
+    None
+}
+
+/// The `redis-server` binary to run, if there is one.
+fn find_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(SERVER_ENV).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
+    find_on_path("redis-server")
+}
+
+/// A program on `PATH`, or in `/usr/bin`.
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A free loopback port (free when asked; the server may race for it).
+pub(crate) fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// A `redis-server` process private to one test, on a loopback port, with
+/// nothing on disk. Dropping it kills it and removes its directory.
+#[derive(Debug)]
+pub(crate) struct RedisServer {
+    /// The process.
+    child: Child,
+    /// Its port.
+    port: u16,
+    /// Its private directory (log only).
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts a server, or skips (see [`skip`]) when none is installed.
+    ///
+    /// # Panics
+    ///
+    /// When a binary exists but no server comes up after a few ports.
+    pub(crate) fn start() -> Option<RedisServer> {
+        Self::start_with(&[])
+    }
+
+    /// As [`start`](Self::start), with extra `--name value` arguments.
+    pub(crate) fn start_with(extra: &[&str]) -> Option<RedisServer> {
+        let Some(binary) = find_binary() else {
+            return skip("redis-server not found");
+        };
+        let mut failure = String::new();
+        for _ in 0..5 {
+            match Self::try_start(&binary, extra) {
+                Ok(server) => return Some(server),
+                Err(e) => failure = e,
+            }
+        }
+        panic!("could not start {}: {failure}", binary.display());
+    }
+
+    /// One attempt on one port.
+    fn try_start(binary: &Path, extra: &[&str]) -> Result<RedisServer, String> {
+        let port = free_port().map_err(|e| e.to_string())?;
+        let dir =
+            std::env::temp_dir().join(format!("tannoy-server-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let child = Command::new(binary)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--logfile")
+            .arg(dir.join("redis.log"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        let password = extra
+            .iter()
+            .position(|a| *a == "--requirepass")
+            .and_then(|i| extra.get(i + 1));
+        let mut server = RedisServer { child, port, dir };
+        server.wait_until_ready(password.copied())?;
+        Ok(server)
+    }
+
+    /// Polls until our process answers on the port.
+    fn wait_until_ready(&mut self, password: Option<&str>) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("redis-server exited with {status}"));
+            }
+            if let Ok(mut conn) = RawConn::try_connect(self.addr()) {
+                if let Some(password) = password {
+                    conn.send(&encode(&[b"AUTH", password.as_bytes()]));
+                }
+                conn.send(b"INFO server\r\n");
+                let reply = conn.read_for(Duration::from_millis(300));
+                let wanted = format!("process_id:{}\r\n", self.child.id());
+                if reply.windows(wanted.len()).any(|w| w == wanted.as_bytes()) {
+                    return Ok(());
+                }
+                return Err(format!("port {} is served by another process", self.port));
+            }
+            if Instant::now() > deadline {
+                return Err("no answer within 10 s".to_owned());
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The server's address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A raw connection: bytes in, bytes out, nothing interpreted.
+#[derive(Debug)]
+pub(crate) struct RawConn {
+    /// The socket.
+    stream: TcpStream,
+    /// Bytes read but not yet taken.
+    pending: Vec<u8>,
+    /// Whether the peer closed the connection.
+    closed: bool,
+}
+
+impl RawConn {
+    /// Connects.
+    pub(crate) fn try_connect(addr: SocketAddr) -> io::Result<RawConn> {
+        let stream = TcpStream::connect_timeout(&addr, READ_TIMEOUT)?;
+        stream.set_nodelay(true)?;
+        Ok(RawConn {
+            stream,
+            pending: Vec::new(),
+            closed: false,
+        })
+    }
+
+    /// Connects, or fails the test.
+    pub(crate) fn connect(addr: SocketAddr) -> RawConn {
+        Self::try_connect(addr).unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"))
+    }
+
+    /// Sends bytes.
+    pub(crate) fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send to the server");
+    }
+
+    /// Reads whatever arrives within `quiet` of the last byte (or of the
+    /// call), up to EOF.
+    pub(crate) fn read_for(&mut self, quiet: Duration) -> Vec<u8> {
+        let _ = self.stream.set_read_timeout(Some(quiet));
+        let mut buf = [0u8; 65536];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.closed = true;
+                    break;
+                }
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(_) => break,
+            }
+        }
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Reads until the bytes read end with `suffix`, or the connection
+    /// closes; returns everything read.
+    ///
+    /// # Panics
+    ///
+    /// After [`READ_TIMEOUT`] without the suffix.
+    pub(crate) fn read_until_suffix(&mut self, suffix: &[u8]) -> Vec<u8> {
+        let _ = self.stream.set_read_timeout(Some(READ_TIMEOUT));
+        let mut buf = [0u8; 65536];
+        while !self.pending.ends_with(suffix) && !self.closed {
+            match self.stream.read(&mut buf) {
+                Ok(0) => self.closed = true,
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    panic!(
+                        "no {:?} within {READ_TIMEOUT:?}; got {:?}",
+                        String::from_utf8_lossy(suffix),
+                        String::from_utf8_lossy(&self.pending)
+                    )
+                }
+                Err(_) => self.closed = true,
+            }
+        }
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Reads until the connection closes; returns everything read.
+    pub(crate) fn read_to_close(&mut self) -> Vec<u8> {
+        self.read_until_suffix(b"\x00never\x00")
+    }
+
+    /// Whether the peer closed the connection.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+}
+
+/// Encodes a command as a RESP multibulk request.
+pub(crate) fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
