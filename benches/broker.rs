@@ -32,7 +32,7 @@ fn publish_recv_one(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
 
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["ai:models:updated"]);
     let p = payload();
     group.bench_function("tannoy", |b| {
@@ -64,7 +64,7 @@ fn fanout(c: &mut Criterion) {
         let broker = Broker::new();
         let subs: Vec<_> = (0..n)
             .map(|_| {
-                let mut s = broker.subscriber();
+                let s = broker.subscriber();
                 s.subscribe(["conversations:new"]);
                 s
             })
@@ -107,7 +107,7 @@ fn cross_thread(c: &mut Criterion) {
 
     group.bench_function("tannoy", |b| {
         let broker = Broker::builder().queue_capacity(BATCH as usize).build();
-        let mut sub = broker.subscriber();
+        let sub = broker.subscriber();
         sub.subscribe(["jobs"]);
         let (ack_tx, ack_rx) = mpsc::channel();
         let consumer = thread::spawn(move || consume_acking(|| sub.recv().ok(), &ack_tx));
@@ -267,7 +267,7 @@ fn publish_with_patterns(c: &mut Criterion) {
             let p = payload();
 
             let broker = Broker::new();
-            let mut sub = broker.subscriber();
+            let sub = broker.subscriber();
             sub.psubscribe(&patterns);
             let mut i = 0usize;
             group.bench_with_input(BenchmarkId::new("tannoy", n), &n, |b, _| {
@@ -320,9 +320,9 @@ fn pattern_churn(c: &mut Criterion) {
     let (held, churn) = all.split_at(10_000);
 
     let broker = Broker::new();
-    let mut holder = broker.subscriber();
+    let holder = broker.subscriber();
     holder.psubscribe(held);
-    let mut churner = broker.subscriber();
+    let churner = broker.subscriber();
     let mut i = 0usize;
     group.bench_function("tannoy", |b| {
         b.iter(|| {
@@ -364,7 +364,7 @@ fn publisher_threads(c: &mut Criterion) {
         let broker = Broker::new();
         let subs: Vec<_> = (0..threads)
             .map(|t| {
-                let mut sub = broker.subscriber();
+                let sub = broker.subscriber();
                 sub.subscribe([format!("sensor:{t}:reading")]);
                 sub
             })

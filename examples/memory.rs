@@ -64,7 +64,7 @@ fn main() {
         let subs: Vec<Subscriber> = names
             .iter()
             .map(|channels| {
-                let mut sub = broker.subscriber();
+                let sub = broker.subscriber();
                 sub.subscribe(channels);
                 sub
             })
@@ -87,7 +87,7 @@ fn main() {
     let subs: Vec<Subscriber> = patterns
         .chunks(1_000)
         .map(|chunk| {
-            let mut sub = broker.subscriber();
+            let sub = broker.subscriber();
             sub.psubscribe(chunk);
             sub
         })
@@ -106,7 +106,7 @@ fn main() {
     // whatever is published.
     println!("\nstalled subscriber (queue capacity 1,024, 100-byte payloads, never reads):");
     let broker = Broker::new();
-    let mut stalled = broker.subscriber();
+    let stalled = broker.subscriber();
     stalled.subscribe(["firehose"]);
     let start = heap();
     let mut published = 0u64;

@@ -124,20 +124,20 @@ fn main() {
     }
 
     // The monitor sees everything the AI side publishes, through one pattern.
-    let mut monitor_sub = broker.subscriber();
+    let monitor_sub = broker.subscriber();
     monitor_sub.psubscribe(["ai:*"]);
     console.say("monitor", "PSUBSCRIBE ai:*");
 
     // Cache workers listen for invalidation events.
-    let mut model_cache_sub = broker.subscriber();
+    let model_cache_sub = broker.subscriber();
     model_cache_sub.subscribe(["ai:models:updated"]);
-    let mut embedding_cache_sub = broker.subscriber();
+    let embedding_cache_sub = broker.subscriber();
     embedding_cache_sub.subscribe(["ai:embeddings:refresh"]);
     console.say("model-cache", "SUBSCRIBE ai:models:updated");
     console.say("embedding-cache", "SUBSCRIBE ai:embeddings:refresh");
 
     // An archiver with a tiny queue that is too busy to read until the end.
-    let mut archiver = broker.subscriber_builder().queue_capacity(3).build();
+    let archiver = broker.subscriber_builder().queue_capacity(3).build();
     archiver.subscribe(["conversations:new"]);
     console.say("archiver (slow)", "SUBSCRIBE conversations:new, queue of 3");
 

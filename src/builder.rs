@@ -6,7 +6,8 @@ use std::marker::PhantomData;
 
 use bytes::Bytes;
 
-use crate::broker::{Broker, Inner};
+use crate::broker::Broker;
+use crate::registry::Registry;
 use crate::queue::OverflowPolicy;
 use crate::subscriber::Subscriber;
 
@@ -40,7 +41,7 @@ pub const MAX_SHARDS: usize = 1 << 16;
 ///     .queue_capacity(256)
 ///     .overflow_policy(OverflowPolicy::DropOldest)
 ///     .build();
-/// let mut sub = broker.subscriber();
+/// let sub = broker.subscriber();
 /// sub.subscribe(["ai:predictions:ready"]);
 /// broker.publish("ai:predictions:ready", Arc::new(Prediction { score: 0.9 }));
 /// assert_eq!(sub.recv()?.payload().score, 0.9);
@@ -149,7 +150,7 @@ impl<P: Clone + Send + Sync + 'static> BrokerBuilder<P> {
     /// assert!(!broker.is_closed());
     /// ```
     pub fn build(self) -> Broker<P> {
-        Broker::from_inner(Inner::new(
+        Broker::from_registry(Registry::new(
             self.shards,
             self.queue_capacity,
             self.overflow_policy,
@@ -180,7 +181,7 @@ impl<P> fmt::Debug for BrokerBuilder<P> {
 ///
 /// ```
 /// let broker = tannoy::Broker::new();
-/// let mut slow = broker.subscriber_builder().queue_capacity(2).build();
+/// let slow = broker.subscriber_builder().queue_capacity(2).build();
 /// slow.subscribe(["ticks"]);
 /// for i in 0..5 {
 ///     broker.publish("ticks", i.to_string());
@@ -257,7 +258,7 @@ impl<P: Clone + Send + Sync + 'static> SubscriberBuilder<'_, P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber_builder().build();
+    /// let sub = broker.subscriber_builder().build();
     /// assert_eq!(sub.subscribe(["a"]), 1);
     /// ```
     #[must_use = "dropping a Subscriber unsubscribes it from everything"]

@@ -2,94 +2,95 @@
 //! it holds no lock.
 
 use std::sync::Arc;
+use std::task::Waker;
 
-use crate::broker::Inner;
-use crate::message::{Envelope, Retired};
+use crate::endpoint::{Endpoint, Inbox};
+use crate::message::Envelope;
 use crate::queue::Pushed;
-use crate::subscriber::SubscriberShared;
+use crate::registry::Registry;
+use crate::signal::Signal;
 
 /// The tally of one publish, and what it must do once it holds no lock.
 ///
-/// Nothing that may hold the last reference to a payload is dropped while
-/// the broker holds a lock, since a payload's `Drop` may itself publish or
-/// subscribe; such values wait here until the `Delivery` is dropped, which
-/// happens after the lock guards are released, on success and on unwinding
-/// alike.
+/// User code never runs under a broker lock: a payload's `Drop` may publish
+/// or subscribe, and so may a waker's `wake` (an executor may poll the woken
+/// task inline). So nothing that may hold the last reference to a payload
+/// is dropped, and nobody is woken, while the publish holds a lock; such
+/// work waits here until the `Delivery` is dropped, which happens after the
+/// lock guards are released, on success and on unwinding alike.
 pub(crate) struct Delivery<'a, P> {
     /// The broker, to unsubscribe disconnected subscribers.
-    broker: &'a Inner<P>,
+    registry: &'a Registry<P>,
     /// Deliveries counted so far (Redis's `PUBLISH` reply).
     count: usize,
     /// Subscribers whose queue overflowed under `Disconnect` during this
     /// publish.
-    disconnected: Vec<Arc<SubscriberShared<P>>>,
-    /// What the channel's reused envelope displaced.
-    pub(crate) retired: Retired<P>,
-    /// The first envelope a queue gave back (evicted or discarded); most
-    /// publishes give back at most one, and this one needs no allocation.
+    disconnected: Vec<Arc<Endpoint<P>>>,
+    /// Signals of feed readers waiting for a message.
+    signals: Vec<Arc<Signal>>,
+    /// Async receivers of subscribers with their own queue.
+    wakers: Vec<Waker>,
+    /// The first envelope given back (evicted or discarded); most publishes
+    /// give back at most one, and this one needs no allocation.
     unqueued: Option<Arc<Envelope<P>>>,
     /// Any further envelopes given back.
     more_unqueued: Vec<Arc<Envelope<P>>>,
+    /// The payload, when no channel subscriber took it.
+    pub(crate) unused: Option<P>,
 }
 
 impl<'a, P> Delivery<'a, P> {
-    /// An empty tally for a publish on `broker`.
-    pub(crate) fn new(broker: &'a Inner<P>) -> Self {
+    /// An empty tally for a publish on `registry`.
+    pub(crate) fn new(registry: &'a Registry<P>) -> Self {
         Self {
-            broker,
+            registry,
             count: 0,
             disconnected: Vec::new(),
-            retired: Retired::Nothing,
+            signals: Vec::new(),
+            wakers: Vec::new(),
             unqueued: None,
             more_unqueued: Vec::new(),
+            unused: None,
         }
     }
 
-    /// Queues `envelope` for each of `subscribers` (the last one gets the
-    /// reference itself, saving a clone) and counts the addressed ones.
+    /// Counts `n` deliveries to feed readers.
     #[inline]
-    pub(crate) fn fan_out(
-        &mut self,
-        subscribers: &[Arc<SubscriberShared<P>>],
-        envelope: Arc<Envelope<P>>,
-    ) {
-        if let Some((last, rest)) = subscribers.split_last() {
-            for subscriber in rest {
-                self.push(subscriber, Arc::clone(&envelope));
-            }
-            self.push(last, envelope);
-        }
+    pub(crate) fn count(&mut self, n: usize) {
+        self.count += n;
     }
 
-    /// Queues `envelope` for `subscriber` and counts it if it was addressed.
+    /// Keeps the signals of readers to wake.
+    pub(crate) fn ring(&mut self, signals: impl Iterator<Item = Arc<Signal>>) {
+        self.signals.extend(signals);
+    }
+
+    /// Keeps a value the publish no longer needs, to drop it later.
     #[inline]
-    fn push(&mut self, subscriber: &Arc<SubscriberShared<P>>, envelope: Arc<Envelope<P>>) {
-        match subscriber.queue.push(envelope) {
-            (Pushed::Queued, None) => self.count += 1,
-            (pushed, unqueued) => self.settle(subscriber, pushed, unqueued),
-        }
-    }
-
-    /// The uncommon outcomes of a push: something was given back (evicted
-    /// or not queued), or the subscriber overflowed under `Disconnect`.
-    /// Kept out of line so the common path stays small enough to inline.
-    #[cold]
-    #[inline(never)]
-    fn settle(
-        &mut self,
-        subscriber: &Arc<SubscriberShared<P>>,
-        pushed: Pushed,
-        unqueued: Option<Arc<Envelope<P>>>,
-    ) {
-        self.count += usize::from(pushed.addressed());
-        if pushed == Pushed::Disconnected {
-            self.disconnected.push(Arc::clone(subscriber));
-        }
-        if let Some(envelope) = unqueued {
+    pub(crate) fn discard(&mut self, envelope: Option<Arc<Envelope<P>>>) {
+        if let Some(envelope) = envelope {
             match self.unqueued {
                 None => self.unqueued = Some(envelope),
                 Some(_) => self.more_unqueued.push(envelope),
             }
+        }
+    }
+
+    /// Queues `envelope` for a subscriber with its own queue and counts it
+    /// if it was addressed.
+    pub(crate) fn push(&mut self, endpoint: &Arc<Endpoint<P>>, envelope: Arc<Envelope<P>>) {
+        let Inbox::Queue(queue) = &endpoint.inbox else {
+            // Feeds list only queue-owning subscribers as strict members.
+            unreachable!("a feed reader is never pushed to");
+        };
+        let push = queue.push(envelope);
+        self.count += usize::from(push.outcome.addressed());
+        if push.outcome == Pushed::Disconnected {
+            self.disconnected.push(Arc::clone(endpoint));
+        }
+        self.discard(push.unqueued);
+        if let Some(waker) = push.waker {
+            self.wakers.push(waker);
         }
     }
 
@@ -100,11 +101,22 @@ impl<'a, P> Delivery<'a, P> {
 }
 
 impl<P> Drop for Delivery<'_, P> {
-    /// Unsubscribes the subscribers this publish disconnected; the values
-    /// given back by the queues are dropped right after, with no lock held.
+    /// Unsubscribes the subscribers this publish disconnected and wakes
+    /// waiting receivers; the values given back are dropped right after,
+    /// with no lock held.
     fn drop(&mut self) {
-        for subscriber in &self.disconnected {
-            self.broker.unsubscribe_all(subscriber);
+        // Bookkeeping first: a waker that panics must not leave a
+        // disconnected subscriber half-removed.
+        for endpoint in &self.disconnected {
+            self.registry.unsubscribe_all(endpoint);
+        }
+        for signal in self.signals.drain(..) {
+            if let Some(waker) = signal.ring() {
+                waker.wake();
+            }
+        }
+        for waker in self.wakers.drain(..) {
+            waker.wake();
         }
     }
 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 ///
 /// ```
 /// let broker = tannoy::Broker::new();
-/// let mut sub = broker.subscriber();
+/// let sub = broker.subscriber();
 /// sub.subscribe([b"\x80raw".as_slice(), b"text"]);
 /// assert_eq!(broker.channels(None).len(), 2);
 /// assert_eq!(broker.channels(Some("t*")), ["text"]);

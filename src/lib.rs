@@ -13,9 +13,9 @@
 //! use tannoy::{Broker, MessageKind};
 //!
 //! let broker = Broker::new();                  // a cheap, cloneable handle
-//! let mut analyzer = broker.subscriber();      // one Redis "connection"
+//! let analyzer = broker.subscriber();      // one Redis "connection"
 //! analyzer.subscribe(["conversations:new"]);
-//! let mut monitor = broker.subscriber();
+//! let monitor = broker.subscriber();
 //! monitor.psubscribe(["conversations:*", "ai:*"]);
 //!
 //! let receivers = broker.publish("conversations:new", "Where is my order?");
@@ -119,7 +119,7 @@
 //!
 //! ```
 //! let broker = tannoy::Broker::builder().queue_capacity(3).build();
-//! let mut slow = broker.subscriber();
+//! let slow = broker.subscriber();
 //! slow.subscribe(["ticks"]);
 //! for i in 0..10 {
 //!     broker.publish("ticks", i.to_string());   // never blocks
@@ -201,12 +201,17 @@
 mod broker;
 mod builder;
 mod delivery;
+mod endpoint;
 mod error;
+mod feed;
 mod filter;
 mod message;
 mod pattern;
 mod queue;
+mod reader;
+mod registry;
 mod shard;
+mod signal;
 mod subscriber;
 mod sync;
 

@@ -14,7 +14,7 @@ use bytes::Bytes;
 /// use tannoy::{Broker, MessageKind};
 ///
 /// let broker = Broker::new();
-/// let mut sub = broker.subscriber();
+/// let sub = broker.subscriber();
 /// sub.subscribe(["orders"]);
 /// sub.psubscribe(["ord*"]);
 /// broker.publish("orders", "o-1");
@@ -72,7 +72,7 @@ impl fmt::Display for MessageKind {
 /// use tannoy::Broker;
 ///
 /// let broker = Broker::new();
-/// let mut sub = broker.subscriber();
+/// let sub = broker.subscriber();
 /// sub.psubscribe(["ai:*"]);
 /// broker.publish("ai:models:updated", "gpt-5:v2");
 ///
@@ -83,7 +83,7 @@ impl fmt::Display for MessageKind {
 /// assert_eq!(msg.seq(), 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(PartialEq, Eq, Hash)]
 pub struct Message<P = Bytes> {
     /// Position in this subscriber's stream; set when it is dequeued.
     seq: u64,
@@ -107,6 +107,9 @@ pub(crate) struct Envelope<P> {
     payload: P,
 }
 
+/// A message as a receive hands it over: its `seq` and its envelope.
+pub(crate) type Received<P> = (u64, Arc<Envelope<P>>);
+
 impl<P> Envelope<P> {
     /// Wraps one delivery's contents for sharing.
     pub(crate) fn new(
@@ -123,48 +126,10 @@ impl<P> Envelope<P> {
         })
     }
 
-    /// Reuses `slot`'s envelope for a new `payload` when nobody else holds
-    /// it any more (every earlier receiver has dropped its message), else
-    /// puts a fresh one there. Returns a reference to it, and what it
-    /// replaced (the old payload, or the old envelope), for the caller to
-    /// drop once it holds no lock: a payload's `Drop` may use the broker.
-    ///
-    /// Reuse saves an allocation, a free and a copy of the channel's name
-    /// per publish in the common case of subscribers that keep up.
-    pub(crate) fn reuse_or_new(
-        slot: &mut Option<Arc<Self>>,
-        kind: MessageKind,
-        channel: &Bytes,
-        payload: P,
-    ) -> (Arc<Self>, Retired<P>) {
-        let retired = match slot.as_mut().and_then(Arc::get_mut) {
-            Some(envelope) => Retired::Payload(std::mem::replace(&mut envelope.payload, payload)),
-            None => match slot.replace(Self::new(kind, channel.clone(), None, payload)) {
-                Some(previous) => Retired::Envelope(previous),
-                None => Retired::Nothing,
-            },
-        };
-        match slot {
-            Some(envelope) => (Arc::clone(envelope), retired),
-            None => unreachable!("the slot was filled just above"),
-        }
+    /// Which subscription delivered it.
+    pub(crate) fn kind(&self) -> MessageKind {
+        self.kind
     }
-}
-
-/// What [`Envelope::reuse_or_new`] displaced, kept alive until the caller
-/// may safely drop it.
-#[derive(Debug)]
-#[allow(
-    dead_code,
-    reason = "the values are held only so that they are dropped later, outside any lock"
-)]
-pub(crate) enum Retired<P> {
-    /// Nothing was displaced.
-    Nothing,
-    /// The reused envelope's previous payload.
-    Payload(P),
-    /// The previous envelope, which receivers may still hold.
-    Envelope(Arc<Envelope<P>>),
 }
 
 impl<P> Message<P> {
@@ -179,7 +144,7 @@ impl<P> Message<P> {
     ///
     /// ```
     /// # let broker = tannoy::Broker::new();
-    /// # let mut sub = broker.subscriber();
+    /// # let sub = broker.subscriber();
     /// sub.ssubscribe(["orders:{7}"]);
     /// broker.spublish("orders:{7}", "o-1");
     /// assert_eq!(sub.try_recv()?.kind(), tannoy::MessageKind::SMessage);
@@ -196,7 +161,7 @@ impl<P> Message<P> {
     ///
     /// ```
     /// # let broker = tannoy::Broker::new();
-    /// # let mut sub = broker.subscriber();
+    /// # let sub = broker.subscriber();
     /// sub.psubscribe(["news.*"]);
     /// broker.publish("news.sport", "goal");
     /// assert_eq!(sub.try_recv()?.channel(), "news.sport");
@@ -213,7 +178,7 @@ impl<P> Message<P> {
     ///
     /// ```
     /// # let broker = tannoy::Broker::new();
-    /// # let mut sub = broker.subscriber();
+    /// # let sub = broker.subscriber();
     /// sub.subscribe(["news.sport"]);
     /// broker.publish("news.sport", "goal");
     /// assert_eq!(sub.try_recv()?.pattern(), None);
@@ -229,7 +194,7 @@ impl<P> Message<P> {
     ///
     /// ```
     /// # let broker = tannoy::Broker::new();
-    /// # let mut sub = broker.subscriber();
+    /// # let sub = broker.subscriber();
     /// sub.subscribe(["c"]);
     /// broker.publish("c", vec![0u8, 159, 146, 150]);
     /// assert_eq!(&sub.try_recv()?.payload()[..], &[0u8, 159, 146, 150]);
@@ -252,7 +217,7 @@ impl<P> Message<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::builder().queue_capacity(2).build();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.subscribe(["c"]);
     /// for i in 0..5 {
     ///     broker.publish("c", format!("m{i}"));
@@ -265,6 +230,17 @@ impl<P> Message<P> {
     /// ```
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+}
+
+impl<P> Clone for Message<P> {
+    /// Another reference to the same message: the payload is shared, never
+    /// cloned, so `P` need not be `Clone`.
+    fn clone(&self) -> Self {
+        Self {
+            seq: self.seq,
+            envelope: Arc::clone(&self.envelope),
+        }
     }
 }
 
@@ -292,7 +268,7 @@ impl<P: Clone> Message<P> {
     /// use tannoy::BrokerBuilder;
     ///
     /// let broker = BrokerBuilder::<Arc<u32>>::new().build();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.subscribe(["scores"]);
     /// broker.publish("scores", Arc::new(42));
     /// assert_eq!(*sub.try_recv()?.into_payload(), 42);

@@ -33,7 +33,7 @@
 //! changes again. Elements already queued stay poppable in every state.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -56,7 +56,7 @@ use crate::sync::{Condvar, Mutex};
 /// use tannoy::{Broker, OverflowPolicy};
 ///
 /// let broker = Broker::builder().queue_capacity(2).build();
-/// let mut sub = broker.subscriber_with(OverflowPolicy::DropNewest);
+/// let sub = broker.subscriber_with(OverflowPolicy::DropNewest);
 /// sub.subscribe(["c"]);
 /// for p in ["a", "b", "c"] {
 ///     broker.publish("c", p);
@@ -106,6 +106,30 @@ impl Pushed {
     }
 }
 
+/// The result of [`Queue::push`]: what became of the element, what the
+/// queue gave back, and whom to wake.
+#[derive(Debug)]
+#[must_use = "the waker must be woken and the unqueued element dropped outside locks"]
+pub(crate) struct Push<T> {
+    /// What became of the element.
+    pub(crate) outcome: Pushed,
+    /// The evicted element, or the pushed one if the queue did not keep it.
+    pub(crate) unqueued: Option<T>,
+    /// The async receiver to wake.
+    pub(crate) waker: Option<Waker>,
+}
+
+impl<T> Push<T> {
+    /// A push that left the queue as it was and hands `value` back.
+    fn untouched(outcome: Pushed, value: T) -> Self {
+        Self {
+            outcome,
+            unqueued: Some(value),
+            waker: None,
+        }
+    }
+}
+
 /// Lifecycle of a queue; see the module docs' state table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Status {
@@ -148,6 +172,9 @@ pub(crate) struct Queue<T> {
     /// `state.items.len()`, mirrored so spinning receivers and `len` can look
     /// without taking the lock.
     len: AtomicUsize,
+    /// Whether `state.status` is no longer `Open`, mirrored for the same
+    /// reason.
+    stopped: AtomicBool,
 }
 
 /// Spin rounds a blocking receiver makes before parking. Each round doubles
@@ -178,6 +205,7 @@ impl<T> Queue<T> {
             }),
             available: Condvar::new(),
             len: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
         }
     }
 
@@ -186,12 +214,14 @@ impl<T> Queue<T> {
     ///
     /// Whatever the queue does not keep (an evicted element, or `value`
     /// itself when discarded or refused) is handed back rather than dropped
-    /// here, so the caller can drop it after releasing its own locks: a
-    /// payload's `Drop` may call back into the broker.
-    pub(crate) fn push(&self, value: T) -> (Pushed, Option<T>) {
+    /// here, and so is the async receiver's waker rather than woken, so the
+    /// caller can drop and wake after releasing its own locks: a payload's
+    /// `Drop` and a waker's `wake` are user code that may call back into
+    /// the broker.
+    pub(crate) fn push(&self, value: T) -> Push<T> {
         let mut state = self.state.lock();
         if state.status == Status::Closed {
-            return (Pushed::Refused, Some(value));
+            return Push::untouched(Pushed::Refused, value);
         }
         let seq = state.next_seq;
         state.next_seq += 1;
@@ -200,7 +230,7 @@ impl<T> Queue<T> {
             // about to be unsubscribed: still addressed, as Redis counts a
             // client it is closing, but discarded.
             state.dropped += 1;
-            return (Pushed::Discarded, Some(value));
+            return Push::untouched(Pushed::Discarded, value);
         }
         let (outcome, unqueued) = if state.items.len() < self.capacity {
             state.items.push_back((seq, value));
@@ -213,9 +243,12 @@ impl<T> Queue<T> {
                     state.items.push_back((seq, value));
                     (Pushed::Queued, evicted)
                 }
-                OverflowPolicy::DropNewest => return (Pushed::Discarded, Some(value)),
+                OverflowPolicy::DropNewest => {
+                    return Push::untouched(Pushed::Discarded, value);
+                }
                 OverflowPolicy::Disconnect => {
                     state.status = Status::Disconnected;
+                    self.stopped.store(true, Ordering::Release);
                     (Pushed::Disconnected, Some(value))
                 }
             }
@@ -224,16 +257,17 @@ impl<T> Queue<T> {
         let waker = state.waker.take();
         let sleepers = state.sleepers;
         drop(state);
-        self.wake(waker, sleepers, outcome == Pushed::Disconnected);
-        (outcome, unqueued)
+        self.unpark(sleepers, outcome == Pushed::Disconnected);
+        Push {
+            outcome,
+            unqueued,
+            waker,
+        }
     }
 
-    /// Wakes whoever waits: the async receiver and parked threads (one for a
-    /// new element, all of them when the queue stops).
-    fn wake(&self, waker: Option<Waker>, sleepers: usize, all: bool) {
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+    /// Unparks blocked receivers: one for a new element, all of them when
+    /// the queue stops.
+    fn unpark(&self, sleepers: usize, all: bool) {
         if sleepers > 0 {
             if all {
                 self.available.notify_all();
@@ -245,20 +279,30 @@ impl<T> Queue<T> {
 
     /// Stops the queue: later pushes are refused; receivers drain what is
     /// queued and then see `Closed`. Idempotent; a disconnected queue stays
-    /// disconnected.
-    pub(crate) fn close(&self) {
+    /// disconnected. Returns the async receiver's waker for the caller to
+    /// wake once it holds no lock.
+    #[must_use = "the returned waker must be woken"]
+    pub(crate) fn close(&self) -> Option<Waker> {
         let mut state = self.state.lock();
         if state.status == Status::Open {
             state.status = Status::Closed;
         }
+        self.stopped.store(true, Ordering::Release);
         let waker = state.waker.take();
         let sleepers = state.sleepers;
         drop(state);
-        self.wake(waker, sleepers, true);
+        self.unpark(sleepers, true);
+        waker
     }
 
     /// Takes the oldest element without waiting.
     pub(crate) fn try_pop(&self) -> Result<(u64, T), TryRecvError> {
+        // An empty open queue answers without its lock, so a consumer
+        // sweeping many idle subscribers never pulls the lock's cache line
+        // away from publishers.
+        if self.len.load(Ordering::Acquire) == 0 && !self.stopped.load(Ordering::Acquire) {
+            return Err(TryRecvError::Empty);
+        }
         let mut state = self.state.lock();
         self.pop_locked(&mut state)
             .map_err(|stopped| match stopped {
@@ -269,6 +313,7 @@ impl<T> Queue<T> {
 
     /// Takes the oldest element, waiting for one as long as the queue is
     /// open.
+    #[cfg(test)]
     pub(crate) fn pop(&self) -> Result<(u64, T), RecvError> {
         self.pop_until(None).map_err(|err| match err {
             RecvTimeoutError::Closed => RecvError::Closed,
@@ -372,16 +417,6 @@ impl<T> Queue<T> {
         self.len.load(Ordering::Acquire)
     }
 
-    /// Most elements the queue holds.
-    pub(crate) fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// The overflow policy.
-    pub(crate) fn policy(&self) -> OverflowPolicy {
-        self.policy
-    }
-
     /// Elements addressed to the queue and discarded by its policy, in total.
     pub(crate) fn dropped(&self) -> u64 {
         self.state.lock().dropped
@@ -400,6 +435,22 @@ mod tests {
 
     use super::{OverflowPolicy, Pushed, Queue};
     use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
+
+    /// Pushes as a publisher does, waking the async receiver at once.
+    fn push<T>(q: &Queue<T>, value: T) -> (Pushed, Option<T>) {
+        let push = q.push(value);
+        if let Some(waker) = push.waker {
+            waker.wake();
+        }
+        (push.outcome, push.unqueued)
+    }
+
+    /// Closes as the broker does, waking the async receiver at once.
+    fn close<T>(q: &Queue<T>) {
+        if let Some(waker) = q.close() {
+            waker.wake();
+        }
+    }
 
     /// Drains a queue without blocking, returning (seq, value) pairs.
     fn drain<T>(queue: &Queue<T>) -> Vec<(u64, T)> {
@@ -420,7 +471,7 @@ mod tests {
     fn fifo_with_sequence_numbers() {
         let q = Queue::new(4, OverflowPolicy::DropOldest);
         for i in 0..3 {
-            assert_eq!(q.push(i), (Pushed::Queued, None));
+            assert_eq!(push(&q, i), (Pushed::Queued, None));
         }
         assert_eq!(q.len(), 3);
         assert_eq!(drain(&q), [(0, 0), (1, 1), (2, 2)]);
@@ -432,11 +483,11 @@ mod tests {
     #[test]
     fn drop_oldest_evicts_and_counts() {
         let q = Queue::new(2, OverflowPolicy::DropOldest);
-        assert_eq!(q.push(0), (Pushed::Queued, None));
-        assert_eq!(q.push(1), (Pushed::Queued, None));
+        assert_eq!(push(&q, 0), (Pushed::Queued, None));
+        assert_eq!(push(&q, 1), (Pushed::Queued, None));
         for i in 2..5 {
             // The evicted element is handed back, not dropped under the lock.
-            assert_eq!(q.push(i), (Pushed::Queued, Some(i - 2)));
+            assert_eq!(push(&q, i), (Pushed::Queued, Some(i - 2)));
         }
         assert_eq!(q.len(), 2);
         assert_eq!(q.dropped(), 3);
@@ -448,12 +499,12 @@ mod tests {
     #[test]
     fn drop_newest_discards_and_counts() {
         let q = Queue::new(2, OverflowPolicy::DropNewest);
-        assert_eq!(q.push('a'), (Pushed::Queued, None));
-        assert_eq!(q.push('b'), (Pushed::Queued, None));
-        assert_eq!(q.push('c'), (Pushed::Discarded, Some('c')));
+        assert_eq!(push(&q, 'a'), (Pushed::Queued, None));
+        assert_eq!(push(&q, 'b'), (Pushed::Queued, None));
+        assert_eq!(push(&q, 'c'), (Pushed::Discarded, Some('c')));
         assert_eq!(q.dropped(), 1);
         assert_eq!(drain(&q), [(0, 'a'), (1, 'b')]);
-        assert_eq!(q.push('d'), (Pushed::Queued, None));
+        assert_eq!(push(&q, 'd'), (Pushed::Queued, None));
         assert_eq!(drain(&q), [(3, 'd')]);
     }
 
@@ -462,14 +513,14 @@ mod tests {
     #[test]
     fn disconnect_drains_then_reports() {
         let q = Queue::new(1, OverflowPolicy::Disconnect);
-        assert_eq!(q.push(1), (Pushed::Queued, None));
-        assert_eq!(q.push(2), (Pushed::Disconnected, Some(2)));
+        assert_eq!(push(&q, 1), (Pushed::Queued, None));
+        assert_eq!(push(&q, 2), (Pushed::Disconnected, Some(2)));
         assert!(q.is_disconnected());
-        assert_eq!(q.push(3), (Pushed::Discarded, Some(3)));
+        assert_eq!(push(&q, 3), (Pushed::Discarded, Some(3)));
         assert_eq!(q.dropped(), 2);
         assert_eq!(q.pop(), Ok((0, 1)));
         assert_eq!(q.pop(), Err(RecvError::Disconnected));
-        q.close();
+        close(&q);
         assert_eq!(q.try_pop(), Err(TryRecvError::Disconnected));
     }
 
@@ -478,9 +529,9 @@ mod tests {
     #[test]
     fn close_drains_then_reports() {
         let q = Queue::new(4, OverflowPolicy::DropOldest);
-        q.push(1);
-        q.close();
-        assert_eq!(q.push(2), (Pushed::Refused, Some(2)));
+        push(&q, 1);
+        close(&q);
+        assert_eq!(push(&q, 2), (Pushed::Refused, Some(2)));
         assert!(!Pushed::Refused.addressed());
         assert_eq!(q.pop(), Ok((0, 1)));
         assert_eq!(q.pop(), Err(RecvError::Closed));
@@ -509,9 +560,9 @@ mod tests {
             std::thread::spawn(move || (q.pop(), q.pop()))
         };
         std::thread::sleep(Duration::from_millis(20));
-        q.push(7);
+        push(&q, 7);
         std::thread::sleep(Duration::from_millis(20));
-        q.close();
+        close(&q);
         assert_eq!(
             receiver.join().unwrap(),
             (Ok((0, 7)), Err(RecvError::Closed))
@@ -528,11 +579,11 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         assert!(q.poll_pop(&mut cx).is_pending());
         assert!(q.poll_pop(&mut cx).is_pending()); // polled again: still pending
-        q.push('x');
+        push(&q, 'x');
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
         assert_eq!(q.poll_pop(&mut cx), Poll::Ready(Ok((0, 'x'))));
         assert!(q.poll_pop(&mut cx).is_pending());
-        q.close();
+        close(&q);
         assert_eq!(counter.0.load(Ordering::SeqCst), 2);
         assert_eq!(q.poll_pop(&mut cx), Poll::Ready(Err(RecvError::Closed)));
     }
@@ -551,7 +602,7 @@ mod tests {
         let q = Queue::new(3, OverflowPolicy::DropOldest);
         let mut evicted = Vec::new();
         for _ in 0..10 {
-            evicted.extend(q.push(Counted(Arc::clone(&drops))).1);
+            evicted.extend(push(&q, Counted(Arc::clone(&drops))).1);
         }
         assert_eq!(
             drops.load(Ordering::SeqCst),
@@ -577,7 +628,7 @@ mod tests {
             let q = Arc::clone(&q);
             std::thread::spawn(move || {
                 for i in 0..PUSHES {
-                    q.push(i);
+                    push(&q, i);
                 }
             })
         };
@@ -675,7 +726,7 @@ mod tests {
                                 }
                             }
                         };
-                        prop_assert_eq!(q.push(v).0, expected);
+                        prop_assert_eq!(push(&q, v).0, expected);
                     }
                     Op::Pop => {
                         let expected = model
@@ -685,7 +736,7 @@ mod tests {
                         prop_assert_eq!(q.try_pop(), expected);
                     }
                     Op::Close => {
-                        q.close();
+                        close(&q);
                         stopped.get_or_insert(TryRecvError::Closed);
                     }
                 }

@@ -10,33 +10,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hashbrown::HashTable;
 
-use crate::message::Envelope;
-use crate::subscriber::SubscriberShared;
-
-/// The two exact-name namespaces. (Patterns live in the broker's pattern
-/// index, not in shards.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Namespace {
-    /// Channels of `SUBSCRIBE` / `PUBLISH`.
-    Channel,
-    /// Shard channels of `SSUBSCRIBE` / `SPUBLISH`.
-    Shard,
-}
-
-/// Subscribers of one channel or pattern, in subscription order (the order
-/// Redis 7.0 serves them in).
-pub(crate) type Subscribers<P> = Vec<Arc<SubscriberShared<P>>>;
+use crate::feed::Feed;
+use crate::registry::Namespace;
 
 /// An active channel: one with at least one subscriber.
 #[derive(Debug)]
 pub(crate) struct ChannelEntry<P> {
     /// The channel's name, shared with every message delivered on it.
     pub(crate) name: Bytes,
-    /// Never empty: the entry is removed with its last subscriber.
-    pub(crate) subscribers: Subscribers<P>,
-    /// The envelope of the latest publish, reused by the next one if every
-    /// receiver has dropped it by then (see `Envelope::reuse_or_new`).
-    pub(crate) last_envelope: Option<Arc<Envelope<P>>>,
+    /// Its messages and subscribers.
+    pub(crate) feed: Arc<Feed<P>>,
+    /// Subscribers holding it (never 0: the entry goes with the last one).
+    pub(crate) members: usize,
 }
 
 /// One shard's channels, in both namespaces.
@@ -75,73 +60,62 @@ impl<P> Shard<P> {
     }
 
     /// The active channel `name` (whose hash is `hash`), if any.
+    #[inline]
     pub(crate) fn find(&self, ns: Namespace, hash: u64, name: &[u8]) -> Option<&ChannelEntry<P>> {
         self.table(ns).find(hash, |e| e.name == name)
     }
 
-    /// The active channel `name` (whose hash is `hash`), if any, mutably.
-    pub(crate) fn find_mut(
+    /// Counts one more member of channel `name`, creating the channel (with
+    /// a feed made by `new_feed`) if it was not active. `rehash` recomputes
+    /// an entry's hash when the table grows. Returns the channel's feed.
+    pub(crate) fn join(
         &mut self,
         ns: Namespace,
         hash: u64,
-        name: &[u8],
-    ) -> Option<&mut ChannelEntry<P>> {
-        self.table_mut(ns).find_mut(hash, |e| e.name == name)
-    }
-
-    /// Adds `subscriber` to channel `name`. The caller guarantees it is not
-    /// subscribed already (the subscriber's own set is the source of truth).
-    /// `rehash` recomputes an entry's hash when the table grows.
-    pub(crate) fn add(
-        &mut self,
-        ns: Namespace,
-        hash: u64,
-        name: Bytes,
-        subscriber: Arc<SubscriberShared<P>>,
+        name: &Bytes,
         rehash: impl Fn(&[u8]) -> u64,
-    ) {
+        new_feed: impl FnOnce() -> Arc<Feed<P>>,
+    ) -> Arc<Feed<P>> {
         let table = self.table_mut(ns);
         match table.find_mut(hash, |e| e.name == name) {
-            Some(entry) => entry.subscribers.push(subscriber),
+            Some(entry) => {
+                entry.members += 1;
+                Arc::clone(&entry.feed)
+            }
             None => {
+                let feed = new_feed();
                 table.insert_unique(
                     hash,
                     ChannelEntry {
-                        name,
-                        subscribers: vec![subscriber],
-                        last_envelope: None,
+                        name: name.clone(),
+                        feed: Arc::clone(&feed),
+                        members: 1,
                     },
                     |e| rehash(&e.name),
                 );
+                feed
             }
         }
     }
 
-    /// Removes the subscriber with `id` from channel `name`, deleting the
-    /// channel when it was the last one. Returns the deleted channel's last
-    /// envelope, for the caller to drop after releasing the shard's lock (it
-    /// may hold the last reference to a payload whose `Drop` uses the
-    /// broker).
-    pub(crate) fn remove(
+    /// Counts one member less of channel `name`. Returns the channel's
+    /// feed, and whether that was its last member (the channel is then no
+    /// longer active).
+    pub(crate) fn leave(
         &mut self,
         ns: Namespace,
         hash: u64,
         name: &[u8],
-        id: u64,
-    ) -> Option<Arc<Envelope<P>>> {
+    ) -> Option<(Arc<Feed<P>>, bool)> {
         let mut entry = self
             .table_mut(ns)
             .find_entry(hash, |e| e.name == name)
             .ok()?;
-        let subscribers = &mut entry.get_mut().subscribers;
-        if let Some(at) = subscribers.iter().position(|s| s.id() == id) {
-            // `remove`, not `swap_remove`: the others keep their order.
-            subscribers.remove(at);
-        }
-        if subscribers.is_empty() {
-            entry.remove().0.last_envelope
+        entry.get_mut().members -= 1;
+        if entry.get().members == 0 {
+            Some((entry.remove().0.feed, true))
         } else {
-            None
+            Some((Arc::clone(&entry.get().feed), false))
         }
     }
 

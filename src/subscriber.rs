@@ -9,88 +9,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_core::Stream;
-use hashbrown::HashSet;
 
-use crate::broker::Inner;
+use crate::endpoint::{Endpoint, Inbox};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
-use crate::message::{Envelope, Message};
-use crate::queue::{OverflowPolicy, Queue};
-use crate::shard::Namespace;
-use crate::sync::Mutex;
-
-/// What a subscriber holds, as Redis keeps it per client: three separate
-/// sets of names.
-#[derive(Debug, Default)]
-pub(crate) struct Subscriptions {
-    /// Exact channels (`SUBSCRIBE`).
-    pub(crate) channels: HashSet<Bytes>,
-    /// Patterns (`PSUBSCRIBE`).
-    pub(crate) patterns: HashSet<Bytes>,
-    /// Shard channels (`SSUBSCRIBE`).
-    pub(crate) shard_channels: HashSet<Bytes>,
-    /// Set when the subscriber is gone for good (dropped, or disconnected by
-    /// its overflow policy): the sets are empty and stay empty.
-    pub(crate) gone: bool,
-}
-
-impl Subscriptions {
-    /// The count Redis reports after `(P)(UN)SUBSCRIBE`: channels plus
-    /// patterns.
-    pub(crate) fn count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
-    }
-
-    /// The count Redis reports after `S(UN)SUBSCRIBE`: shard channels only.
-    pub(crate) fn shard_count(&self) -> usize {
-        self.shard_channels.len()
-    }
-
-    /// The exact names held in namespace `ns`.
-    pub(crate) fn names_mut(&mut self, ns: Namespace) -> &mut HashSet<Bytes> {
-        match ns {
-            Namespace::Channel => &mut self.channels,
-            Namespace::Shard => &mut self.shard_channels,
-        }
-    }
-
-    /// The count Redis reports after a (un)subscribe in namespace `ns`.
-    pub(crate) fn count_for(&self, ns: Namespace) -> usize {
-        match ns {
-            Namespace::Channel => self.count(),
-            Namespace::Shard => self.shard_count(),
-        }
-    }
-}
-
-/// The part of a subscriber the broker shares: its queue, and the sets the
-/// broker needs to unsubscribe it (on drop, or from a publisher thread when
-/// its queue overflows under `Disconnect`).
-#[derive(Debug)]
-pub(crate) struct SubscriberShared<P> {
-    /// Unique within its broker; identifies it in channel entries.
-    id: u64,
-    /// Its one bounded queue.
-    pub(crate) queue: Queue<Arc<Envelope<P>>>,
-    /// Its subscriptions. Lock order: this before any shard or the pattern
-    /// index (see `broker.rs`).
-    pub(crate) subscriptions: Mutex<Subscriptions>,
-}
-
-impl<P> SubscriberShared<P> {
-    /// A subscriber with an empty queue and no subscriptions.
-    pub(crate) fn new(id: u64, capacity: usize, policy: OverflowPolicy) -> Self {
-        Self {
-            id,
-            queue: Queue::new(capacity, policy),
-            subscriptions: Mutex::new(Subscriptions::default()),
-        }
-    }
-
-    /// Its id.
-    pub(crate) fn id(&self) -> u64 {
-        self.id
-    }
-}
+use crate::message::Message;
+use crate::queue::OverflowPolicy;
+use crate::registry::{Namespace, Registry};
 
 /// A subscriber: one Redis connection in subscribed mode, with one bounded
 /// queue.
@@ -117,7 +41,7 @@ impl<P> SubscriberShared<P> {
 /// use tannoy::Broker;
 ///
 /// let broker = Broker::new();
-/// let mut sub = broker.subscriber();
+/// let sub = broker.subscriber();
 /// assert_eq!(sub.subscribe(["ai:models:updated", "ai:embeddings:refresh"]), 2);
 /// assert_eq!(sub.psubscribe(["ai:*"]), 3);
 ///
@@ -132,17 +56,17 @@ impl<P> SubscriberShared<P> {
 /// ```
 #[must_use = "dropping a Subscriber unsubscribes it from everything"]
 pub struct Subscriber<P = Bytes> {
-    /// What the broker shares with this handle.
-    shared: Arc<SubscriberShared<P>>,
+    /// The broker's side of this subscriber.
+    endpoint: Arc<Endpoint<P>>,
     /// The broker, to (un)subscribe and to unregister on drop. Does not keep
     /// the broker open: only `Broker` handles do.
-    broker: Arc<Inner<P>>,
+    broker: Arc<Registry<P>>,
 }
 
 impl<P: Clone + Send + Sync + 'static> Subscriber<P> {
     /// Wraps a registered subscriber.
-    pub(crate) fn new(shared: Arc<SubscriberShared<P>>, broker: Arc<Inner<P>>) -> Self {
-        Self { shared, broker }
+    pub(crate) fn new(endpoint: Arc<Endpoint<P>>, broker: Arc<Registry<P>>) -> Self {
+        Self { endpoint, broker }
     }
 
     /// Subscribes to the exact channels `channels` (Redis `SUBSCRIBE`) and
@@ -156,17 +80,17 @@ impl<P: Clone + Send + Sync + 'static> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// assert_eq!(sub.subscribe(["x", "x", "y"]), 2);
     /// assert_eq!(sub.subscribe([b"\xff\x00".as_slice()]), 3);
     /// ```
-    pub fn subscribe<I>(&mut self, channels: I) -> usize
+    pub fn subscribe<I>(&self, channels: I) -> usize
     where
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
         self.broker
-            .subscribe(&self.shared, Namespace::Channel, channels)
+            .subscribe(&self.endpoint, Namespace::Channel, channels)
     }
 
     /// Subscribes to the glob patterns `patterns` (Redis `PSUBSCRIBE`) and
@@ -181,17 +105,17 @@ impl<P: Clone + Send + Sync + 'static> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.subscribe(["news.sport"]);
     /// assert_eq!(sub.psubscribe(["news.*", "*sport"]), 3);
     /// assert_eq!(broker.publish("news.sport", "goal"), 3);
     /// ```
-    pub fn psubscribe<I>(&mut self, patterns: I) -> usize
+    pub fn psubscribe<I>(&self, patterns: I) -> usize
     where
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        self.broker.psubscribe(&self.shared, patterns)
+        self.broker.psubscribe(&self.endpoint, patterns)
     }
 
     /// Subscribes to the shard channels `channels` (Redis 7 `SSUBSCRIBE`)
@@ -206,18 +130,18 @@ impl<P: Clone + Send + Sync + 'static> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.subscribe(["orders"]);
     /// assert_eq!(sub.ssubscribe(["orders"]), 1);
     /// assert_eq!(broker.spublish("orders", "o-1"), 1);
     /// ```
-    pub fn ssubscribe<I>(&mut self, channels: I) -> usize
+    pub fn ssubscribe<I>(&self, channels: I) -> usize
     where
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
         self.broker
-            .subscribe(&self.shared, Namespace::Shard, channels)
+            .subscribe(&self.endpoint, Namespace::Shard, channels)
     }
 
     /// Unsubscribes from the exact channels `channels` (Redis `UNSUBSCRIBE`),
@@ -231,19 +155,19 @@ impl<P: Clone + Send + Sync + 'static> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.subscribe(["a", "b", "c"]);
     /// sub.psubscribe(["p*"]);
     /// assert_eq!(sub.unsubscribe(["a", "nope"]), 3);
     /// assert_eq!(sub.unsubscribe(None::<&str>), 1); // all channels; the pattern stays
     /// ```
-    pub fn unsubscribe<I>(&mut self, channels: I) -> usize
+    pub fn unsubscribe<I>(&self, channels: I) -> usize
     where
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
         self.broker
-            .unsubscribe(&self.shared, Namespace::Channel, channels)
+            .unsubscribe(&self.endpoint, Namespace::Channel, channels)
     }
 
     /// Unsubscribes from the patterns `patterns` (Redis `PUNSUBSCRIBE`), or
@@ -257,17 +181,17 @@ impl<P: Clone + Send + Sync + 'static> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.psubscribe(["f*", "fo*"]);
     /// assert_eq!(sub.punsubscribe(["f*"]), 1);
     /// assert_eq!(sub.punsubscribe(Vec::<&str>::new()), 0);
     /// ```
-    pub fn punsubscribe<I>(&mut self, patterns: I) -> usize
+    pub fn punsubscribe<I>(&self, patterns: I) -> usize
     where
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        self.broker.punsubscribe(&self.shared, patterns)
+        self.broker.punsubscribe(&self.endpoint, patterns)
     }
 
     /// Unsubscribes from the shard channels `channels` (Redis
@@ -278,17 +202,17 @@ impl<P: Clone + Send + Sync + 'static> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.ssubscribe(["s1", "s2"]);
     /// assert_eq!(sub.sunsubscribe(["s1"]), 1);
     /// ```
-    pub fn sunsubscribe<I>(&mut self, channels: I) -> usize
+    pub fn sunsubscribe<I>(&self, channels: I) -> usize
     where
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
         self.broker
-            .unsubscribe(&self.shared, Namespace::Shard, channels)
+            .unsubscribe(&self.endpoint, Namespace::Shard, channels)
     }
 }
 
@@ -307,7 +231,7 @@ impl<P> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.subscribe(["jobs"]);
     /// let publisher = broker.clone();
     /// std::thread::spawn(move || publisher.publish("jobs", "j-1"));
@@ -315,10 +239,12 @@ impl<P> Subscriber<P> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv(&self) -> Result<Message<P>, RecvError> {
-        self.shared
-            .queue
-            .pop()
-            .map(|(seq, envelope)| Message::new(seq, envelope))
+        self.receive_until(None).map_err(|err| match err {
+            RecvTimeoutError::Closed => RecvError::Closed,
+            RecvTimeoutError::Disconnected => RecvError::Disconnected,
+            // No deadline was given, so the wait cannot time out.
+            RecvTimeoutError::Timeout => unreachable!("a wait without a deadline timed out"),
+        })
     }
 
     /// Receives the oldest queued message if there is one, without waiting.
@@ -334,7 +260,7 @@ impl<P> Subscriber<P> {
     /// use tannoy::TryRecvError;
     ///
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.subscribe(["c"]);
     /// assert_eq!(sub.try_recv(), Err(TryRecvError::Empty));
     /// broker.publish("c", "now");
@@ -342,10 +268,29 @@ impl<P> Subscriber<P> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_recv(&self) -> Result<Message<P>, TryRecvError> {
-        self.shared
-            .queue
-            .try_pop()
-            .map(|(seq, envelope)| Message::new(seq, envelope))
+        match &self.endpoint.inbox {
+            Inbox::Feeds(reader) => reader.try_take(&self.broker.closed),
+            Inbox::Queue(queue) => queue.try_pop(),
+        }
+        .map(|(seq, envelope)| Message::new(seq, envelope))
+    }
+
+    /// Receives, waiting until `deadline` at most (forever for `None`).
+    fn receive_until(&self, deadline: Option<Instant>) -> Result<Message<P>, RecvTimeoutError> {
+        match &self.endpoint.inbox {
+            Inbox::Feeds(reader) => reader.take_until(&self.broker.closed, deadline),
+            Inbox::Queue(queue) => queue.pop_until(deadline),
+        }
+        .map(|(seq, envelope)| Message::new(seq, envelope))
+    }
+
+    /// Polls for a message, leaving `cx`'s waker to be woken when one comes.
+    fn poll_receive(&self, cx: &mut Context<'_>) -> Poll<Result<Message<P>, RecvError>> {
+        match &self.endpoint.inbox {
+            Inbox::Feeds(reader) => reader.poll_take(cx, &self.broker.closed),
+            Inbox::Queue(queue) => queue.poll_pop(cx),
+        }
+        .map(|res| res.map(|(seq, envelope)| Message::new(seq, envelope)))
     }
 
     /// Receives the oldest queued message, waiting at most `timeout` for one.
@@ -367,10 +312,7 @@ impl<P> Subscriber<P> {
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Message<P>, RecvTimeoutError> {
         // A timeout too large to represent as a deadline means "forever".
         let deadline = Instant::now().checked_add(timeout);
-        self.shared
-            .queue
-            .pop_until(deadline)
-            .map(|(seq, envelope)| Message::new(seq, envelope))
+        self.receive_until(deadline)
     }
 
     /// Receives the oldest queued message, waiting until `deadline` at most.
@@ -391,10 +333,7 @@ impl<P> Subscriber<P> {
     /// assert!(sub.recv_deadline(deadline).is_err());
     /// ```
     pub fn recv_deadline(&self, deadline: Instant) -> Result<Message<P>, RecvTimeoutError> {
-        self.shared
-            .queue
-            .pop_until(Some(deadline))
-            .map(|(seq, envelope)| Message::new(seq, envelope))
+        self.receive_until(Some(deadline))
     }
 
     /// Receives the oldest queued message asynchronously.
@@ -444,7 +383,7 @@ impl<P> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.subscribe(["work"]);
     /// broker.publish("work", "a");
     /// broker.publish("work", "b");
@@ -462,7 +401,7 @@ impl<P> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.subscribe(["c"]);
     /// broker.publish("c", "1");
     /// broker.publish("c", "2");
@@ -482,7 +421,7 @@ impl<P> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::builder().queue_capacity(1).build();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.subscribe(["c"]);
     /// broker.publish("c", "old");
     /// broker.publish("c", "new");
@@ -491,7 +430,10 @@ impl<P> Subscriber<P> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn dropped(&self) -> u64 {
-        self.shared.queue.dropped()
+        match &self.endpoint.inbox {
+            Inbox::Feeds(reader) => reader.dropped(),
+            Inbox::Queue(queue) => queue.dropped(),
+        }
     }
 
     /// How many messages are queued now.
@@ -500,13 +442,16 @@ impl<P> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.subscribe(["c"]);
     /// broker.publish("c", "x");
     /// assert_eq!(sub.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.shared.queue.len()
+        match &self.endpoint.inbox {
+            Inbox::Feeds(reader) => reader.len(),
+            Inbox::Queue(queue) => queue.len(),
+        }
     }
 
     /// Whether no message is queued now.
@@ -530,7 +475,7 @@ impl<P> Subscriber<P> {
     /// assert_eq!(broker.subscriber().capacity(), 8);
     /// ```
     pub fn capacity(&self) -> usize {
-        self.shared.queue.capacity()
+        self.endpoint.capacity()
     }
 
     /// This subscriber's overflow policy.
@@ -544,7 +489,7 @@ impl<P> Subscriber<P> {
     /// assert_eq!(broker.subscriber().overflow_policy(), OverflowPolicy::DropOldest);
     /// ```
     pub fn overflow_policy(&self) -> OverflowPolicy {
-        self.shared.queue.policy()
+        self.endpoint.policy()
     }
 
     /// Whether the subscriber was disconnected by
@@ -558,7 +503,7 @@ impl<P> Subscriber<P> {
     /// use tannoy::OverflowPolicy;
     ///
     /// let broker = tannoy::Broker::builder().queue_capacity(1).build();
-    /// let mut sub = broker.subscriber_with(OverflowPolicy::Disconnect);
+    /// let sub = broker.subscriber_with(OverflowPolicy::Disconnect);
     /// sub.subscribe(["c"]);
     /// broker.publish("c", "1");
     /// broker.publish("c", "2"); // overflows: sub is disconnected
@@ -566,7 +511,10 @@ impl<P> Subscriber<P> {
     /// assert_eq!(broker.numsub(["c"])[0].1, 0);
     /// ```
     pub fn is_disconnected(&self) -> bool {
-        self.shared.queue.is_disconnected()
+        match &self.endpoint.inbox {
+            Inbox::Feeds(_) => false,
+            Inbox::Queue(queue) => queue.is_disconnected(),
+        }
     }
 
     /// The subscription count Redis reports for `(P)(UN)SUBSCRIBE`:
@@ -576,7 +524,7 @@ impl<P> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.subscribe(["a"]);
     /// sub.psubscribe(["b*"]);
     /// sub.ssubscribe(["c"]);
@@ -584,7 +532,7 @@ impl<P> Subscriber<P> {
     /// assert_eq!(sub.shard_subscription_count(), 1);
     /// ```
     pub fn subscription_count(&self) -> usize {
-        self.shared.subscriptions.lock().count()
+        self.endpoint.subscriptions.lock().count()
     }
 
     /// The number of shard channels held (Redis's count for
@@ -594,12 +542,12 @@ impl<P> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.ssubscribe(["a", "b"]);
     /// assert_eq!(sub.shard_subscription_count(), 2);
     /// ```
     pub fn shard_subscription_count(&self) -> usize {
-        self.shared.subscriptions.lock().shard_count()
+        self.endpoint.subscriptions.lock().shard_count()
     }
 
     /// The exact channels held, in no particular order.
@@ -608,12 +556,12 @@ impl<P> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.subscribe(["a"]);
     /// assert_eq!(sub.channels(), ["a"]);
     /// ```
     pub fn channels(&self) -> Vec<Bytes> {
-        let subscriptions = self.shared.subscriptions.lock();
+        let subscriptions = self.endpoint.subscriptions.lock();
         subscriptions.channels.iter().cloned().collect()
     }
 
@@ -623,12 +571,12 @@ impl<P> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.psubscribe(["a*"]);
     /// assert_eq!(sub.patterns(), ["a*"]);
     /// ```
     pub fn patterns(&self) -> Vec<Bytes> {
-        let subscriptions = self.shared.subscriptions.lock();
+        let subscriptions = self.endpoint.subscriptions.lock();
         subscriptions.patterns.iter().cloned().collect()
     }
 
@@ -638,35 +586,35 @@ impl<P> Subscriber<P> {
     ///
     /// ```
     /// let broker = tannoy::Broker::new();
-    /// let mut sub = broker.subscriber();
+    /// let sub = broker.subscriber();
     /// sub.ssubscribe(["s"]);
     /// assert_eq!(sub.shard_channels(), ["s"]);
     /// ```
     pub fn shard_channels(&self) -> Vec<Bytes> {
-        let subscriptions = self.shared.subscriptions.lock();
+        let subscriptions = self.endpoint.subscriptions.lock();
         subscriptions.shard_channels.iter().cloned().collect()
     }
 }
 
 impl<P> Drop for Subscriber<P> {
     fn drop(&mut self) {
-        self.broker.remove_subscriber(&self.shared);
+        self.broker.remove(&self.endpoint);
     }
 }
 
 impl<P> fmt::Debug for Subscriber<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (count, shard_count, gone) = {
-            let s = self.shared.subscriptions.lock();
+            let s = self.endpoint.subscriptions.lock();
             (s.count(), s.shard_count(), s.gone)
         };
         f.debug_struct("Subscriber")
-            .field("id", &self.shared.id)
+            .field("id", &self.endpoint.id())
             .field("subscriptions", &count)
             .field("shard_subscriptions", &shard_count)
-            .field("queued", &self.shared.queue.len())
-            .field("capacity", &self.shared.queue.capacity())
-            .field("dropped", &self.shared.queue.dropped())
+            .field("queued", &self.len())
+            .field("capacity", &self.capacity())
+            .field("dropped", &self.dropped())
             .field("disconnected", &gone)
             .finish()
     }
@@ -678,10 +626,7 @@ impl<P> Stream for Subscriber<P> {
     /// Yields messages as they arrive; ends (returns `None`) once the broker
     /// is closed or the subscriber disconnected and the queue is drained.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.shared
-            .queue
-            .poll_pop(cx)
-            .map(|res| res.ok().map(|(seq, envelope)| Message::new(seq, envelope)))
+        self.poll_receive(cx).map(Result::ok)
     }
 }
 
@@ -699,11 +644,7 @@ impl<P> Future for Recv<'_, P> {
     type Output = Result<Message<P>, RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.subscriber
-            .shared
-            .queue
-            .poll_pop(cx)
-            .map(|res| res.map(|(seq, envelope)| Message::new(seq, envelope)))
+        self.subscriber.poll_receive(cx)
     }
 }
 

@@ -49,7 +49,7 @@ impl Rng {
 fn queue_never_holds_more_than_capacity() {
     for capacity in [1, 2, 3, 7] {
         let broker = Broker::builder().queue_capacity(capacity).build();
-        let mut sub = broker.subscriber();
+        let sub = broker.subscriber();
         sub.subscribe(["c"]);
         sub.psubscribe(["c*", "*"]);
         assert_eq!(sub.capacity(), capacity);
@@ -119,7 +119,7 @@ fn zero_capacity_is_rejected() {
 #[test]
 fn drop_oldest_keeps_the_newest_and_counts_what_it_drops() {
     let broker = Broker::builder().queue_capacity(3).build();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     assert_eq!(sub.overflow_policy(), OverflowPolicy::DropOldest);
     sub.subscribe(["c"]);
     for i in 0..10 {
@@ -142,7 +142,7 @@ fn drop_oldest_keeps_the_newest_and_counts_what_it_drops() {
 #[test]
 fn seq_gaps_show_exactly_what_was_dropped() {
     let broker = Broker::builder().queue_capacity(2).build();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["c"]);
     let mut published = 0u64;
     let mut next_expected = 0u64;
@@ -176,8 +176,8 @@ fn seq_gaps_show_exactly_what_was_dropped() {
 #[test]
 fn lag_is_per_subscriber() {
     let broker = Broker::builder().queue_capacity(4).build();
-    let mut slow = broker.subscriber();
-    let mut fast = broker.subscriber();
+    let slow = broker.subscriber();
+    let fast = broker.subscriber();
     slow.subscribe(["c"]);
     fast.subscribe(["c"]);
     for i in 0..100 {
@@ -194,7 +194,7 @@ fn lag_is_per_subscriber() {
 #[test]
 fn drop_oldest_evicts_across_message_kinds() {
     let broker = Broker::builder().queue_capacity(2).build();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["c"]);
     sub.psubscribe(["c*"]);
     sub.ssubscribe(["c"]);
@@ -348,8 +348,8 @@ fn accounting_is_exact_for_every_subscriber() {
 fn publish_never_blocks_on_a_stalled_subscriber() {
     const N: u64 = 100_000;
     let broker = Broker::builder().queue_capacity(1).build();
-    let mut stalled = broker.subscriber();
-    let mut stalled_newest = broker.subscriber_with(OverflowPolicy::DropNewest);
+    let stalled = broker.subscriber();
+    let stalled_newest = broker.subscriber_with(OverflowPolicy::DropNewest);
     stalled.subscribe(["c"]);
     stalled_newest.psubscribe(["c"]);
 
@@ -385,7 +385,7 @@ fn publish_never_blocks_on_a_stalled_subscriber() {
 #[test]
 fn drop_newest_keeps_the_oldest_and_counts_what_it_refuses() {
     let broker = Broker::builder().queue_capacity(2).build();
-    let mut sub = broker.subscriber_with(OverflowPolicy::DropNewest);
+    let sub = broker.subscriber_with(OverflowPolicy::DropNewest);
     assert_eq!(sub.overflow_policy(), OverflowPolicy::DropNewest);
     sub.subscribe(["c"]);
     for p in ["a", "b", "c", "d"] {
@@ -410,8 +410,8 @@ fn builder_policy_is_the_default_and_subscriber_with_overrides_it() {
         .queue_capacity(1)
         .overflow_policy(OverflowPolicy::DropNewest)
         .build();
-    let mut newest = broker.subscriber();
-    let mut oldest = broker.subscriber_with(OverflowPolicy::DropOldest);
+    let newest = broker.subscriber();
+    let oldest = broker.subscriber_with(OverflowPolicy::DropOldest);
     assert_eq!(newest.overflow_policy(), OverflowPolicy::DropNewest);
     assert_eq!(oldest.overflow_policy(), OverflowPolicy::DropOldest);
     newest.subscribe(["c"]);
@@ -428,7 +428,7 @@ fn builder_policy_is_the_default_and_subscriber_with_overrides_it() {
 #[test]
 fn disconnect_counts_the_overflowing_publish_then_drains_and_reports_disconnected() {
     let broker = Broker::builder().queue_capacity(2).build();
-    let mut sub = broker.subscriber_with(OverflowPolicy::Disconnect);
+    let sub = broker.subscriber_with(OverflowPolicy::Disconnect);
     sub.subscribe(["c"]);
     assert_eq!(broker.publish("c", "1"), 1);
     assert_eq!(broker.publish("c", "2"), 1);
@@ -460,8 +460,8 @@ fn disconnect_counts_the_overflowing_publish_then_drains_and_reports_disconnecte
 #[test]
 fn disconnect_removes_all_subscriptions_at_once() {
     let broker = Broker::builder().queue_capacity(1).build();
-    let mut sub = broker.subscriber_with(OverflowPolicy::Disconnect);
-    let mut other = broker.subscriber();
+    let sub = broker.subscriber_with(OverflowPolicy::Disconnect);
+    let other = broker.subscriber();
     sub.subscribe(["c", "d"]);
     sub.psubscribe(["p*", "shared*"]);
     sub.ssubscribe(["s"]);
@@ -496,7 +496,7 @@ fn disconnect_removes_all_subscriptions_at_once() {
 #[test]
 fn subscribe_on_a_disconnected_subscriber_is_a_noop_returning_zero() {
     let broker = Broker::builder().queue_capacity(1).build();
-    let mut sub = broker.subscriber_with(OverflowPolicy::Disconnect);
+    let sub = broker.subscriber_with(OverflowPolicy::Disconnect);
     sub.subscribe(["c"]);
     broker.publish("c", "1");
     broker.publish("c", "2");
@@ -521,8 +521,8 @@ fn subscribe_on_a_disconnected_subscriber_is_a_noop_returning_zero() {
 #[test]
 fn disconnect_leaves_other_subscribers_alone() {
     let broker = Broker::builder().queue_capacity(1).build();
-    let mut strict = broker.subscriber_with(OverflowPolicy::Disconnect);
-    let mut lenient = broker.subscriber();
+    let strict = broker.subscriber_with(OverflowPolicy::Disconnect);
+    let lenient = broker.subscriber();
     strict.subscribe(["c"]);
     lenient.subscribe(["c"]);
     assert_eq!(broker.publish("c", "1"), 2);
@@ -541,7 +541,7 @@ fn disconnect_leaves_other_subscribers_alone() {
 #[test]
 fn disconnect_counts_every_delivery_of_the_overflowing_publish() {
     let broker = Broker::builder().queue_capacity(1).build();
-    let mut sub = broker.subscriber_with(OverflowPolicy::Disconnect);
+    let sub = broker.subscriber_with(OverflowPolicy::Disconnect);
     sub.subscribe(["c"]);
     sub.psubscribe(["c*", "*"]);
     // Fill the queue through one pattern only.
@@ -585,20 +585,21 @@ fn fragile(id: u32, clones: isize) -> Fragile {
 
 /// A publish whose payload `Clone` panics propagates the panic but leaves
 /// the broker usable: later publishes, subscribes, introspection and
-/// receives work, from this thread and others.
+/// receives work, from this thread and others. Clones happen before any
+/// delivery, so a panicking clone delivers nothing at all.
 #[test]
 fn panicking_clone_leaves_the_broker_usable() {
     let broker = BrokerBuilder::<Fragile>::new().queue_capacity(8).build();
-    let mut a = broker.subscriber();
-    let mut b = broker.subscriber();
-    let mut p = broker.subscriber();
+    let a = broker.subscriber();
+    let b = broker.subscriber();
+    let p = broker.subscriber();
     a.subscribe(["c"]);
     b.subscribe(["c"]);
-    p.psubscribe(["c*"]);
+    p.psubscribe(["c*", "?"]);
 
-    // An exact and a pattern delivery cannot share one value, so these
-    // publishes must clone: the first panics before any delivery, the
-    // second after the exact ones.
+    // Each matching pattern needs its own copy (the exact subscribers
+    // share the original): two clones, so the first of these publishes
+    // panics at the first clone and the second at the second.
     for (id, clones) in [(1, 0), (2, 1)] {
         let boom = catch_unwind(AssertUnwindSafe(|| {
             broker.publish("c", fragile(id, clones))
@@ -606,23 +607,22 @@ fn panicking_clone_leaves_the_broker_usable() {
         assert!(boom.is_err(), "the clone panic propagates to the publisher");
     }
 
-    assert_eq!(broker.publish("c", fragile(3, isize::MAX)), 3);
-    for sub in [&a, &b, &p] {
+    assert_eq!(broker.publish("c", fragile(3, isize::MAX)), 4);
+    for (sub, expected) in [(&a, vec![3]), (&b, vec![3]), (&p, vec![3, 3])] {
         let ids: Vec<u32> = sub.try_iter().map(|m| m.payload().id).collect();
-        assert_eq!(ids.last(), Some(&3), "the good publish arrived: {ids:?}");
-        assert!(ids.len() <= 2, "nothing arrived twice: {ids:?}");
+        assert_eq!(ids, expected, "only the good publish arrived");
     }
 
     // Every lock is free: another thread can subscribe, publish, inspect.
     let other = broker.clone();
     std::thread::spawn(move || {
-        let mut sub = other.subscriber();
+        let sub = other.subscriber();
         assert_eq!(sub.subscribe(["c", "d"]), 2);
         assert_eq!(sub.psubscribe(["c*"]), 3);
-        assert_eq!(other.publish("c", fragile(4, isize::MAX)), 5);
+        assert_eq!(other.publish("c", fragile(4, isize::MAX)), 6);
         assert_eq!(sub.recv().unwrap().payload().id, 4);
         assert_eq!(other.numsub(["c"])[0].1, 3);
-        assert_eq!(other.numpat(), 1);
+        assert_eq!(other.numpat(), 2);
         assert_eq!(other.channels(None).len(), 2);
     })
     .join()
@@ -636,31 +636,33 @@ fn panicking_clone_leaves_the_broker_usable() {
     assert_eq!(b.recv().unwrap_err(), RecvError::Closed);
 }
 
-/// A clone panic in the middle of a publish must not leave a subscriber
-/// that this publish disconnected half-removed: once the panic has
-/// propagated, the disconnected subscriber holds no subscriptions and is
-/// not counted by `numsub`, as `is_disconnected`'s doc promises.
+/// A clone panic happens before the publish delivers anything, so it can
+/// never leave a subscriber half-served or half-removed: a `Disconnect`
+/// subscriber that the publish would have overflowed keeps its
+/// subscriptions and its queue, and the next publish overflows it cleanly.
 #[test]
-fn panicking_clone_does_not_leave_a_disconnected_subscriber_subscribed() {
+fn panicking_clone_delivers_nothing_and_disconnects_nobody() {
     let broker = BrokerBuilder::<Fragile>::new().queue_capacity(1).build();
-    let mut strict = broker.subscriber_with(OverflowPolicy::Disconnect);
-    let mut watcher = broker.subscriber();
+    let strict = broker.subscriber_with(OverflowPolicy::Disconnect);
+    let watcher = broker.subscriber_builder().queue_capacity(8).build();
     strict.subscribe(["c"]);
-    watcher.psubscribe(["c*"]);
-    assert_eq!(broker.publish("c", fragile(1, isize::MAX)), 2);
-    assert_eq!(watcher.try_recv().unwrap().payload().id, 1);
+    watcher.psubscribe(["c*", "?"]);
+    assert_eq!(broker.publish("c", fragile(1, isize::MAX)), 3);
+    assert_eq!(watcher.try_iter().count(), 2);
 
-    // One clone allowed: the exact delivery gets it and overflows `strict`
-    // (disconnecting it); the clone for the pattern delivery panics.
+    // One clone allowed, two needed: the publish panics before `strict`'s
+    // full queue sees it.
     let boom = catch_unwind(AssertUnwindSafe(|| broker.publish("c", fragile(2, 1))));
     assert!(boom.is_err());
+    assert!(!strict.is_disconnected());
+    assert_eq!(strict.dropped(), 0);
+    assert_eq!(broker.numsub(["c"])[0].1, 1);
+    assert!(watcher.try_recv().is_err(), "nothing of the panicking publish arrived");
+
+    assert_eq!(broker.publish("c", fragile(3, isize::MAX)), 3);
+    assert!(strict.is_disconnected());
     assert_eq!(strict.recv().unwrap().payload().id, 1);
     assert_eq!(strict.try_recv().unwrap_err(), TryRecvError::Disconnected);
-
-    assert!(
-        strict.is_disconnected(),
-        "recv says disconnected, so must this"
-    );
     assert!(strict.channels().is_empty());
     assert_eq!(broker.numsub(["c"])[0].1, 0);
     assert_eq!(
@@ -701,10 +703,10 @@ impl Drop for Counted {
 }
 
 /// Payload copies are freed, never leaked: after each publish, at most one
-/// copy is alive per queued message plus the latest one per active channel
-/// (kept for reuse, see the crate docs' Trade-offs), so evicted, refused and
-/// overflowing messages are freed at once; and none survives its channel's
-/// last subscriber.
+/// copy is alive per message a queue-owning subscriber holds plus, for
+/// each active channel or pattern, as many as the largest capacity of the
+/// subscribers reading its feed; so evicted, refused and overflowing
+/// messages are freed at once; and none survives its last subscriber.
 #[test]
 fn payload_copies_are_freed_never_leaked() {
     let live = Arc::new(AtomicIsize::new(0));
@@ -716,14 +718,20 @@ fn payload_copies_are_freed_never_leaked() {
         OverflowPolicy::Disconnect,
         OverflowPolicy::DropOldest,
     ] {
-        let mut sub = broker.subscriber_with(policy);
+        let sub = broker.subscriber_with(policy);
         sub.subscribe(["c", "d"]);
         sub.psubscribe(["c*", "*"]);
         subs.push(sub);
     }
+    let capacity = 3;
     let bound = |subs: &[Subscriber<Counted>]| {
-        let queued: usize = subs.iter().map(|s| s.len()).sum();
-        (queued + broker.channels(None).len()) as isize
+        let own_queues: usize = subs
+            .iter()
+            .filter(|s| s.overflow_policy() != OverflowPolicy::DropOldest)
+            .map(|s| s.len())
+            .sum();
+        let feeds = broker.channels(None).len() + broker.numpat();
+        (own_queues + feeds * capacity) as isize
     };
 
     for i in 0..200 {
@@ -796,9 +804,9 @@ fn evicted_payload_drop_may_publish() {
             .queue_capacity(1)
             .shards(1)
             .build();
-        let mut sub = broker.subscriber();
+        let sub = broker.subscriber();
         sub.subscribe(["jobs"]);
-        let mut audit = broker.subscriber();
+        let audit = broker.subscriber();
         audit.subscribe(["audit"]);
         for _ in 0..3 {
             let job = Notifier {
@@ -818,9 +826,9 @@ fn evicted_payload_drop_may_publish() {
 fn received_payload_drop_may_publish() {
     deadlock_guarded(|| {
         let broker = BrokerBuilder::<Notifier>::new().shards(1).build();
-        let mut sub = broker.subscriber();
+        let sub = broker.subscriber();
         sub.subscribe(["jobs"]);
-        let mut audit = broker.subscriber();
+        let audit = broker.subscriber();
         audit.subscribe(["audit"]);
         for _ in 0..3 {
             let job = Notifier {

@@ -36,7 +36,7 @@ fn drained(sub: &Subscriber) -> usize {
 #[test]
 fn subscribe_counts_distinct_names_only() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     assert_eq!(sub.subscribe(["a", "b"]), 2);
     assert_eq!(sub.subscribe(["x", "x", "y", "x"]), 4);
     assert_eq!(sub.subscribe(["x"]), 4);
@@ -47,7 +47,7 @@ fn subscribe_counts_distinct_names_only() {
 #[test]
 fn subscribe_with_empty_list_changes_nothing() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     assert_eq!(sub.subscribe(ALL), 0);
     sub.subscribe(["a"]);
     sub.psubscribe(["p*"]);
@@ -63,7 +63,7 @@ fn subscribe_with_empty_list_changes_nothing() {
 #[test]
 fn counts_mix_channels_and_patterns() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     assert_eq!(sub.subscribe(["c1"]), 1);
     assert_eq!(sub.subscribe(["c2"]), 2);
     assert_eq!(sub.psubscribe(["p1"]), 3);
@@ -78,7 +78,7 @@ fn counts_mix_channels_and_patterns() {
 #[test]
 fn duplicate_psubscribe_is_idempotent() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     assert_eq!(sub.psubscribe(["p*", "p*"]), 1);
     assert_eq!(sub.psubscribe(["p*"]), 1);
     assert_eq!(broker.publish("px", "1"), 1);
@@ -91,14 +91,14 @@ fn duplicate_psubscribe_is_idempotent() {
 #[test]
 fn shard_counts_are_separate() {
     let broker = Broker::new();
-    let mut a = broker.subscriber();
+    let a = broker.subscriber();
     a.subscribe(["c1", "c2"]);
     a.psubscribe(["p1", "p2"]);
     assert_eq!(a.ssubscribe(["s1"]), 1);
     assert_eq!(a.subscription_count(), 4);
     assert_eq!(a.shard_subscription_count(), 1);
 
-    let mut b = broker.subscriber();
+    let b = broker.subscriber();
     assert_eq!(b.ssubscribe(["s1", "s2", "s2"]), 2);
     assert_eq!(b.subscribe(["n1"]), 1);
     assert_eq!(b.sunsubscribe(["s1"]), 1);
@@ -110,13 +110,13 @@ fn shard_counts_are_separate() {
 #[test]
 fn unsubscribing_names_not_held_is_harmless() {
     let broker = Broker::new();
-    let mut fresh = broker.subscriber();
+    let fresh = broker.subscriber();
     assert_eq!(fresh.unsubscribe(["a", "b"]), 0);
     assert_eq!(fresh.punsubscribe(["a*"]), 0);
     assert_eq!(fresh.sunsubscribe(["a"]), 0);
 
     // Holding x, y and p*: `UNSUBSCRIBE nope x x` ends at 2.
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["x", "y"]);
     sub.psubscribe(["p*"]);
     assert_eq!(sub.unsubscribe(["nope"]), 3);
@@ -129,7 +129,7 @@ fn unsubscribing_names_not_held_is_harmless() {
 #[test]
 fn wrong_namespace_unsubscribe_is_not_held() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.psubscribe(["p*"]);
     sub.subscribe(["c2"]);
     sub.ssubscribe(["s"]);
@@ -152,7 +152,7 @@ fn wrong_namespace_unsubscribe_is_not_held() {
 #[test]
 fn unsubscribe_compares_exact_bytes() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.psubscribe(["f*", "fo*"]);
     sub.subscribe(["foo"]);
     assert_eq!(sub.punsubscribe(["f*"]), 2);
@@ -167,7 +167,7 @@ fn unsubscribe_compares_exact_bytes() {
 #[test]
 fn empty_list_unsubscribes_all_of_one_kind() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["a", "b", "c"]);
     sub.psubscribe(["p1", "p2"]);
     sub.ssubscribe(["s1", "s2"]);
@@ -192,7 +192,7 @@ fn empty_list_unsubscribes_all_of_one_kind() {
 #[test]
 fn none_and_empty_vec_mean_all() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["a", "b"]);
     sub.psubscribe(["p*"]);
     sub.ssubscribe(["s"]);
@@ -206,7 +206,7 @@ fn none_and_empty_vec_mean_all() {
 #[test]
 fn empty_list_with_nothing_of_that_kind_reports_current_count() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     assert_eq!(sub.unsubscribe(ALL), 0);
     assert_eq!(sub.punsubscribe(ALL), 0);
     assert_eq!(sub.sunsubscribe(ALL), 0);
@@ -225,7 +225,7 @@ fn empty_list_with_nothing_of_that_kind_reports_current_count() {
 #[test]
 fn subscriber_introspection_reflects_held_sets() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe([b"a".as_slice(), b"", b"\xff"]);
     sub.psubscribe(["a*", "a"]);
     sub.ssubscribe(["a", "s"]);
@@ -252,8 +252,8 @@ fn subscriber_introspection_reflects_held_sets() {
 #[test]
 fn channels_lists_active_exact_channels_only() {
     let broker = Broker::new();
-    let mut a = broker.subscriber();
-    let mut b = broker.subscriber();
+    let a = broker.subscriber();
+    let b = broker.subscriber();
     a.subscribe([b"".as_slice(), b"x", b"\x80"]);
     b.subscribe(["x", "y"]);
     b.psubscribe(["pat*"]);
@@ -282,7 +282,7 @@ fn channels_lists_active_exact_channels_only() {
 #[test]
 fn star_filter_skips_the_empty_channel_and_empty_filter_finds_only_it() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["", "a", "b"]);
 
     assert_eq!(set(broker.channels(None)), set(["", "a", "b"]));
@@ -296,7 +296,7 @@ fn star_filter_skips_the_empty_channel_and_empty_filter_finds_only_it() {
 #[test]
 fn channels_filter_uses_redis_glob() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe([
         b"b*".as_slice(),
         b"bx",
@@ -335,8 +335,8 @@ fn channels_filter_uses_redis_glob() {
 #[test]
 fn numsub_in_argument_order_with_duplicates_excluding_patterns() {
     let broker = Broker::new();
-    let mut a = broker.subscriber();
-    let mut b = broker.subscriber();
+    let a = broker.subscriber();
+    let b = broker.subscriber();
     a.subscribe(["x", "y"]);
     b.subscribe(["x"]);
     a.psubscribe(["foo*", "x"]);
@@ -362,8 +362,8 @@ fn numsub_in_argument_order_with_duplicates_excluding_patterns() {
 #[test]
 fn numpat_counts_distinct_patterns() {
     let broker = Broker::new();
-    let mut a = broker.subscriber();
-    let mut b = broker.subscriber();
+    let a = broker.subscriber();
+    let b = broker.subscriber();
     assert_eq!(broker.numpat(), 0);
     a.psubscribe(["foo*", "bar*"]);
     b.psubscribe(["foo*", "baz*"]);
@@ -384,8 +384,8 @@ fn numpat_counts_distinct_patterns() {
 #[test]
 fn shard_introspection_is_separate() {
     let broker = Broker::new();
-    let mut a = broker.subscriber();
-    let mut b = broker.subscriber();
+    let a = broker.subscriber();
+    let b = broker.subscriber();
     a.ssubscribe(["same", "orders:{1}", ""]);
     b.ssubscribe(["same"]);
     b.subscribe(["plain", "same"]);
@@ -422,8 +422,8 @@ fn shard_introspection_is_separate() {
 #[test]
 fn channel_is_active_exactly_while_someone_holds_it() {
     let broker = Broker::new();
-    let mut a = broker.subscriber();
-    let mut b = broker.subscriber();
+    let a = broker.subscriber();
+    let b = broker.subscriber();
     a.subscribe(["c"]);
     b.subscribe(["c"]);
     assert_eq!(broker.numsub(["c"]), counts(&[(b"c", 2)]));
@@ -442,8 +442,8 @@ fn channel_is_active_exactly_while_someone_holds_it() {
 #[test]
 fn dropping_a_subscriber_removes_all_its_subscriptions_at_once() {
     let broker = Broker::new();
-    let mut a = broker.subscriber();
-    let mut b = broker.subscriber();
+    let a = broker.subscriber();
+    let b = broker.subscriber();
     a.subscribe(["dc1", "shared"]);
     a.ssubscribe(["ds"]);
     a.psubscribe(["dp*", "only-a*"]);
@@ -474,8 +474,8 @@ fn dropping_a_subscriber_removes_all_its_subscriptions_at_once() {
 #[test]
 fn dropping_a_subscriber_leaves_others_untouched() {
     let broker = Broker::new();
-    let mut a = broker.subscriber();
-    let mut b = broker.subscriber();
+    let a = broker.subscriber();
+    let b = broker.subscriber();
     a.subscribe(["c"]);
     b.subscribe(["c"]);
     broker.publish("c", "1");

@@ -89,7 +89,7 @@ fn assert_thread_safety() {
 fn handles_are_thread_safe() {
     assert_thread_safety();
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["c"]);
     let shared = broker.clone();
     let moved = thread::spawn(move || {
@@ -184,7 +184,7 @@ fn churn_neither_deadlocks_nor_panics() {
             // A blocking receiver parks and wakes throughout the churn.
             let broker = broker.clone();
             threads.push(thread::spawn(move || {
-                let mut sub = broker.subscriber();
+                let sub = broker.subscriber();
                 sub.psubscribe(["*"]);
                 while Instant::now() < deadline {
                     match sub.recv_timeout(Duration::from_millis(1)) {
@@ -709,7 +709,7 @@ fn subscribers_of_one_channel_agree_on_the_order_of_concurrent_publishes() {
         let broker = Broker::builder().queue_capacity(total).build();
         let mut readers = Vec::new();
         for i in 0..=EXACT {
-            let mut sub = broker.subscriber();
+            let sub = broker.subscriber();
             if i < EXACT {
                 sub.subscribe(["c"]);
             } else {
@@ -932,7 +932,7 @@ fn one_order_with_a_paused_fan_out(
 #[test]
 fn exact_subscribers_see_overlapping_publishes_in_one_order() {
     one_order_with_a_paused_fan_out(2, PauseOn::Clone, |broker, pause| {
-        let mut first = broker.subscriber();
+        let first = broker.subscriber();
         first.subscribe(["c", "x"]);
         broker.publish(
             "x",
@@ -950,7 +950,7 @@ fn exact_subscribers_see_overlapping_publishes_in_one_order() {
         );
         let mut subs = vec![first];
         for _ in 0..2 {
-            let mut sub = broker.subscriber();
+            let sub = broker.subscriber();
             sub.subscribe(["c"]);
             subs.push(sub);
         }
@@ -964,9 +964,9 @@ fn exact_subscribers_see_overlapping_publishes_in_one_order() {
 #[test]
 fn exact_and_pattern_subscribers_see_overlapping_publishes_in_one_order() {
     one_order_with_a_paused_fan_out(16, PauseOn::Clone, |broker, _| {
-        let mut exact = broker.subscriber();
+        let exact = broker.subscriber();
         exact.subscribe(["c"]);
-        let mut pattern = broker.subscriber();
+        let pattern = broker.subscriber();
         pattern.psubscribe(["c*"]);
         vec![exact, pattern]
     });

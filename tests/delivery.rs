@@ -57,7 +57,7 @@ fn drain(sub: &Subscriber) -> Vec<Got> {
 #[test]
 fn exact_subscription_delivers_message_kind() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["orders"]);
 
     assert_eq!(broker.publish("orders", "o-1"), 1);
@@ -75,7 +75,7 @@ fn exact_subscription_delivers_message_kind() {
 #[test]
 fn pattern_subscription_delivers_pmessage_with_pattern_and_concrete_channel() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.psubscribe(["news.*"]);
 
     assert_eq!(broker.publish("news.sport", "goal"), 1);
@@ -95,7 +95,7 @@ fn pattern_subscription_delivers_pmessage_with_pattern_and_concrete_channel() {
 #[test]
 fn exact_subscription_matches_exact_bytes_only() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["foo", "b*"]);
 
     for other in ["fo", "foo2", "Foo", "f*", "bar"] {
@@ -111,7 +111,7 @@ fn exact_subscription_matches_exact_bytes_only() {
 #[test]
 fn channel_plus_five_matching_patterns_count_and_receive_six() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["news.sport"]);
     let patterns: [&[u8]; 5] = [b"news.*", b"*", b"news.s*", b"n*", b"*sport"];
     assert_eq!(sub.psubscribe(patterns), 6);
@@ -133,8 +133,8 @@ fn channel_plus_five_matching_patterns_count_and_receive_six() {
 #[test]
 fn two_subscribers_on_one_pattern_count_two() {
     let broker = Broker::new();
-    let mut a = broker.subscriber();
-    let mut b = broker.subscriber();
+    let a = broker.subscriber();
+    let b = broker.subscriber();
     a.psubscribe(["ch*"]);
     b.psubscribe(["ch*"]);
 
@@ -148,9 +148,9 @@ fn two_subscribers_on_one_pattern_count_two() {
 #[test]
 fn publish_count_sums_exact_and_matching_patterns_over_subscribers() {
     let broker = Broker::new();
-    let mut a = broker.subscriber();
-    let mut b = broker.subscriber();
-    let mut c = broker.subscriber();
+    let a = broker.subscriber();
+    let b = broker.subscriber();
+    let c = broker.subscriber();
     a.subscribe(["news.sport"]);
     a.psubscribe(["news.*", "weather.*"]);
     b.psubscribe(["*", "[", "news.sport?"]);
@@ -169,7 +169,7 @@ fn publish_count_sums_exact_and_matching_patterns_over_subscribers() {
 fn nothing_is_stored_for_later_subscribers() {
     let broker = Broker::new();
     assert_eq!(broker.publish("c", "early"), 0);
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["c"]);
     sub.psubscribe(["*"]);
     assert!(drain(&sub).is_empty());
@@ -182,7 +182,7 @@ fn nothing_is_stored_for_later_subscribers() {
 #[test]
 fn resubscribing_does_not_duplicate_delivery() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["x", "x"]);
     sub.subscribe(["x"]);
     sub.psubscribe(["x*", "x*"]);
@@ -200,7 +200,7 @@ fn resubscribing_does_not_duplicate_delivery() {
 #[test]
 fn exact_message_precedes_pattern_messages_of_the_same_publish() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     // Patterns first, so subscription order would put them first.
     sub.psubscribe([
         "o*", "or*", "ord*", "orde*", "*r", "?rder", "o?der", "[o]rder", "*",
@@ -225,7 +225,7 @@ fn exact_message_precedes_pattern_messages_of_the_same_publish() {
 #[test]
 fn each_matching_pattern_delivers_exactly_once_per_publish() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     let patterns = ["a*", "*b", "a?", "[ab][ab]", "ab", "\\a*", "x*"];
     sub.psubscribe(patterns);
 
@@ -250,9 +250,9 @@ fn each_matching_pattern_delivers_exactly_once_per_publish() {
 #[test]
 fn try_recv_right_after_publish_sees_the_message() {
     let broker = Broker::new();
-    let mut exact = broker.subscriber();
-    let mut pattern = broker.subscriber();
-    let mut shard = broker.subscriber();
+    let exact = broker.subscriber();
+    let pattern = broker.subscriber();
+    let shard = broker.subscriber();
     exact.subscribe(["c"]);
     pattern.psubscribe(["c*"]);
     shard.ssubscribe(["c"]);
@@ -273,7 +273,7 @@ fn try_recv_right_after_publish_sees_the_message() {
 #[test]
 fn publish_from_another_thread_is_queued_when_it_returns() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["jobs"]);
     let publisher = broker.clone();
     let count = std::thread::spawn(move || publisher.publish("jobs", "j-1"))
@@ -288,7 +288,7 @@ fn publish_from_another_thread_is_queued_when_it_returns() {
 #[test]
 fn one_publishers_messages_arrive_in_publish_order_across_channels_and_patterns() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["a", "b"]);
     sub.psubscribe(["c*"]);
     sub.ssubscribe(["s"]);
@@ -326,7 +326,7 @@ fn one_publishers_messages_arrive_in_publish_order_across_channels_and_patterns(
 #[test]
 fn names_and_payloads_are_binary_safe() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     let channels: [&[u8]; 5] = [b"", b"\x00", b"a\x00b", b"\x80\xff", b"caf\xc3\xa9"];
     assert_eq!(sub.subscribe(channels), 5);
 
@@ -338,7 +338,7 @@ fn names_and_payloads_are_binary_safe() {
         assert_eq!(drain(&sub), [message(channel, b"")]);
     }
     // The spec's verified case: channel b"\x00\xff" with an empty payload.
-    let mut p = broker.subscriber();
+    let p = broker.subscriber();
     p.psubscribe([b"\x00?".as_slice()]);
     assert_eq!(broker.publish(b"\x00\xff", ""), 1);
     assert_eq!(drain(&p), [pmessage(b"\x00?", b"\x00\xff", b"")]);
@@ -349,8 +349,8 @@ fn names_and_payloads_are_binary_safe() {
 #[test]
 fn empty_channel_is_matched_only_by_the_empty_pattern() {
     let broker = Broker::new();
-    let mut stars = broker.subscriber();
-    let mut empty = broker.subscriber();
+    let stars = broker.subscriber();
+    let empty = broker.subscriber();
     stars.psubscribe(["*", "**", "*?*"]);
     empty.psubscribe([""]);
 
@@ -379,7 +379,7 @@ fn pattern_delivery_uses_redis_glob_rules() {
     ];
     for (pattern, channel, matches) in cases {
         let broker = Broker::new();
-        let mut sub = broker.subscriber();
+        let sub = broker.subscriber();
         sub.psubscribe([pattern]);
         let count = broker.publish(channel, "x");
         assert_eq!(
@@ -399,7 +399,7 @@ fn pattern_delivery_uses_redis_glob_rules() {
 #[test]
 fn unsubscribe_keeps_queued_messages_and_matching_patterns_still_deliver() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["c"]);
     sub.psubscribe(["c*"]);
     assert_eq!(broker.publish("c", "before"), 2);
@@ -428,8 +428,8 @@ fn arc_payloads_are_shared_not_copied() {
     }
 
     let broker = BrokerBuilder::<Arc<Prediction>>::new().build();
-    let mut a = broker.subscriber();
-    let mut b = broker.subscriber();
+    let a = broker.subscriber();
+    let b = broker.subscriber();
     a.subscribe(["ai:ready"]);
     a.psubscribe(["ai:*"]);
     b.psubscribe(["*"]);
@@ -484,9 +484,9 @@ fn bytes_fan_out_shares_the_published_buffer() {
 #[test]
 fn shard_and_normal_namespaces_are_separate() {
     let broker = Broker::new();
-    let mut a = broker.subscriber();
-    let mut b = broker.subscriber();
-    let mut c = broker.subscriber();
+    let a = broker.subscriber();
+    let b = broker.subscriber();
+    let c = broker.subscriber();
     a.ssubscribe(["same"]);
     b.subscribe(["same"]);
     c.psubscribe(["*"]);
@@ -507,9 +507,9 @@ fn shard_and_normal_namespaces_are_separate() {
 #[test]
 fn patterns_never_receive_shard_messages() {
     let broker = Broker::new();
-    let mut patterns = broker.subscriber();
+    let patterns = broker.subscriber();
     patterns.psubscribe(["*", "s*", "shard"]);
-    let mut shard = broker.subscriber();
+    let shard = broker.subscriber();
     shard.ssubscribe(["shard"]);
 
     assert_eq!(broker.spublish("shard", "x"), 1);
@@ -527,7 +527,7 @@ fn patterns_never_receive_shard_messages() {
 #[test]
 fn ssubscribe_glob_name_is_literal() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.ssubscribe(["sh*"]);
     assert_eq!(broker.spublish("shX", "x"), 0);
     assert_eq!(broker.spublish("sh*", "y"), 1);
@@ -539,7 +539,7 @@ fn ssubscribe_glob_name_is_literal() {
 #[test]
 fn one_subscriber_in_both_namespaces_gets_one_message_per_kind() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["same"]);
     sub.ssubscribe(["same"]);
 
@@ -556,10 +556,10 @@ fn one_subscriber_in_both_namespaces_gets_one_message_per_kind() {
 #[test]
 fn every_subscriber_gets_every_message_with_its_own_seq() {
     let broker = Broker::new();
-    let mut early = broker.subscriber();
+    let early = broker.subscriber();
     early.subscribe(["warmup", "c"]);
     broker.publish("warmup", "w");
-    let mut late = broker.subscriber();
+    let late = broker.subscriber();
     late.subscribe(["c"]);
 
     for i in 0..10u32 {

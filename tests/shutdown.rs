@@ -35,7 +35,7 @@ fn guarded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 #[test]
 fn close_wakes_a_blocked_recv_after_draining() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["c"]);
     let (ready, is_ready) = mpsc::channel();
     let (finished, outcome) = mpsc::channel();
@@ -72,7 +72,7 @@ fn close_wakes_a_blocked_recv_after_draining() {
 #[test]
 fn close_wakes_a_parked_recv_on_an_empty_queue() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["c"]);
     let closer = broker.clone();
     let end = guarded(move || {
@@ -92,7 +92,7 @@ fn close_wakes_a_parked_recv_on_an_empty_queue() {
 #[test]
 fn dropping_the_last_broker_handle_wakes_a_blocked_recv() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["c"]);
     broker.publish("c", "kept");
     let got = guarded(move || {
@@ -117,7 +117,7 @@ fn close_wakes_every_blocked_receiver() {
     let (outcomes, results) = mpsc::channel();
     let mut workers = Vec::new();
     for i in 0..4 {
-        let mut sub = broker.subscriber();
+        let sub = broker.subscriber();
         sub.subscribe(["c"]);
         let outcomes = outcomes.clone();
         workers.push(thread::spawn(move || {
@@ -166,7 +166,7 @@ fn close_wakes_every_blocked_receiver() {
 #[test]
 fn receives_after_close_drain_then_report_closed() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["c"]);
     sub.psubscribe(["c*"]);
     sub.ssubscribe(["s"]);
@@ -208,7 +208,7 @@ fn receives_after_close_drain_then_report_closed() {
 #[test]
 fn publish_after_close_returns_zero_and_delivers_nothing() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["c"]);
     sub.psubscribe(["*"]);
     sub.ssubscribe(["c"]);
@@ -227,7 +227,7 @@ fn publish_after_close_returns_zero_and_delivers_nothing() {
 #[test]
 fn iter_worker_loop_ends_cleanly_on_close() {
     let broker = Broker::builder().queue_capacity(4096).build();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["work"]);
     let worker = thread::spawn(move || {
         let mut seen = Vec::new();
@@ -252,7 +252,7 @@ fn iter_worker_loop_ends_cleanly_on_close() {
 #[test]
 fn for_loop_over_subscriber_ends_when_broker_is_dropped() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["work"]);
     let worker = thread::spawn(move || {
         let mut n = 0;
@@ -274,7 +274,7 @@ fn for_loop_over_subscriber_ends_when_broker_is_dropped() {
 fn subscriber_created_after_close_is_closed() {
     let broker = Broker::new();
     broker.close();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     let _ = sub.subscribe(["c"]);
     assert_eq!(broker.publish("c", "x"), 0);
     assert_eq!(sub.try_recv(), Err(TryRecvError::Closed));
@@ -294,7 +294,7 @@ fn clones_keep_the_broker_open_until_the_last_is_dropped() {
     let broker = Broker::new();
     let second = broker.clone();
     let third = second.clone();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["c"]);
 
     drop(broker);
@@ -321,7 +321,7 @@ fn clones_keep_the_broker_open_until_the_last_is_dropped() {
 #[test]
 fn a_subscriber_alone_does_not_keep_the_broker_open() {
     let broker = Broker::new();
-    let mut sub = broker.subscriber();
+    let sub = broker.subscriber();
     sub.subscribe(["c"]);
     let other = broker.subscriber();
     drop(broker);
@@ -341,7 +341,7 @@ fn a_subscriber_alone_does_not_keep_the_broker_open() {
 #[test]
 fn a_disconnected_subscriber_stays_disconnected_after_close() {
     let broker = Broker::builder().queue_capacity(1).build();
-    let mut sub = broker.subscriber_with(OverflowPolicy::Disconnect);
+    let sub = broker.subscriber_with(OverflowPolicy::Disconnect);
     sub.subscribe(["c"]);
     broker.publish("c", "1");
     broker.publish("c", "2");
@@ -356,7 +356,7 @@ fn a_disconnected_subscriber_stays_disconnected_after_close() {
 fn close_racing_publishes_loses_no_counted_message() {
     for round in 0..20 {
         let broker = Broker::builder().queue_capacity(64).build();
-        let mut sub = broker.subscriber();
+        let sub = broker.subscriber();
         sub.subscribe(["c"]);
         sub.psubscribe(["c*"]);
         let publisher = broker.clone();

@@ -1,0 +1,285 @@
+//! A feed: the messages of one active channel, shard channel or pattern,
+//! stored once for all of its readers.
+//!
+//! A publish appends one entry to the feed (O(1), whatever the number of
+//! subscribers) and every reader walks the feed with its own cursor, as
+//! tokio's broadcast channel does. An entry remembers how many readers have
+//! yet to read it; the last one takes the envelope out instead of cloning
+//! it, so a consumed message is held by its receivers only (a sole receiver
+//! owns it outright), and the feed frees entries as soon as every reader has
+//! passed them.
+//!
+//! The feed keeps at most `retention` entries: the largest queue capacity of
+//! any reader it has had. When a reader lags further than that, the writer
+//! evicts the oldest entry and the lagging reader later finds a gap before
+//! `front`, which it counts as dropped: it would have dropped those messages
+//! anyway, being more than its capacity behind.
+//!
+//! Subscribers whose overflow policy must be decided at publish time
+//! (`DropNewest`, `Disconnect`) are not readers: they sit in `strict` and
+//! each gets the envelope pushed into its own queue, as Redis copies a
+//! message into each client's output buffer.
+//!
+//! # Positions
+//!
+//! ```text
+//!   front                                 tail
+//!     |  entries (oldest first)             |
+//!     v                                     v
+//!     [e0][e1][e2] ... [en-1]               next entry goes here
+//! ```
+//!
+//! Positions only grow. A reader's cursor `next` may be below `front` (it
+//! lost entries) but never above `tail`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::delivery::Delivery;
+use crate::endpoint::Endpoint;
+use crate::message::Envelope;
+use crate::signal::Signal;
+use crate::sync::Mutex;
+
+/// One message in a feed.
+#[derive(Debug)]
+struct Slot<P> {
+    /// Orders it against entries of the subscriber's other feeds (see
+    /// `registry.rs`, *Stamps*).
+    stamp: u64,
+    /// Readers that have yet to read it.
+    unread: usize,
+    /// The message, until the last reader takes it.
+    envelope: Option<Arc<Envelope<P>>>,
+}
+
+/// Everything behind the feed's lock.
+#[derive(Debug)]
+struct FeedState<P> {
+    /// Entries from `front` on, oldest first.
+    entries: VecDeque<Slot<P>>,
+    /// Position of `entries[0]`.
+    front: u64,
+    /// Position the next entry takes.
+    tail: u64,
+    /// Readers subscribed now; each new entry waits for this many.
+    readers: usize,
+    /// Most entries kept: the largest capacity of any reader so far.
+    retention: usize,
+    /// Subscribers with their own queue, in subscription order.
+    strict: Vec<Arc<Endpoint<P>>>,
+    /// Signals of readers waiting for the next entry.
+    watchers: Vec<Arc<Signal>>,
+    /// Bumped whenever `watchers` is emptied, so a reader knows whether its
+    /// signal is still in the list without searching it.
+    watch_epoch: u64,
+}
+
+/// A feed; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Feed<P> {
+    /// The entries and the feed's members.
+    state: Mutex<FeedState<P>>,
+    /// `state.tail`, readable without the lock: a reader with nothing to
+    /// read learns it from one atomic load.
+    tail: AtomicU64,
+}
+
+/// What a reader took from a feed in one [`Feed::read`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Read {
+    /// Entries taken.
+    pub(crate) taken: u64,
+    /// Entries the reader lost: evicted before it read them.
+    pub(crate) lost: u64,
+}
+
+impl<P> Feed<P> {
+    /// An empty feed.
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(FeedState {
+                entries: VecDeque::new(),
+                front: 0,
+                tail: 0,
+                readers: 0,
+                retention: 0,
+                strict: Vec::new(),
+                watchers: Vec::new(),
+                watch_epoch: 0,
+            }),
+            tail: AtomicU64::new(0),
+        })
+    }
+
+    /// Position the next entry takes.
+    #[inline]
+    pub(crate) fn tail(&self) -> u64 {
+        self.tail.load(Ordering::Acquire)
+    }
+
+    /// Adds a reader whose queue holds `capacity` messages; returns its
+    /// cursor's start, so it reads only what is appended from now on.
+    pub(crate) fn join_reader(&self, capacity: usize) -> u64 {
+        let mut state = self.state.lock();
+        state.readers += 1;
+        state.retention = state.retention.max(capacity);
+        state.tail
+    }
+
+    /// Removes a reader (and its signal, if it waits here); returns the end
+    /// of its cursor: it still reads what was appended before now.
+    pub(crate) fn leave_reader(&self, signal: &Arc<Signal>) -> u64 {
+        let mut state = self.state.lock();
+        state.readers -= 1;
+        state.watchers.retain(|s| !Arc::ptr_eq(s, signal));
+        state.tail
+    }
+
+    /// Adds a subscriber with its own queue.
+    pub(crate) fn join_strict(&self, endpoint: Arc<Endpoint<P>>) {
+        self.state.lock().strict.push(endpoint);
+    }
+
+    /// Removes the subscriber with its own queue whose id is `id`, handing
+    /// it back for the caller to drop with no lock held.
+    pub(crate) fn leave_strict(&self, id: u64) -> Option<Arc<Endpoint<P>>> {
+        let mut state = self.state.lock();
+        let at = state.strict.iter().position(|e| e.id() == id)?;
+        // `remove`, not `swap_remove`: the others keep their order.
+        Some(state.strict.remove(at))
+    }
+
+    /// Appends `envelope` for every reader, stamped from `clock`, and pushes
+    /// it to every strict subscriber, tallying deliveries, wake-ups and
+    /// leftovers in `out`.
+    pub(crate) fn append(
+        &self,
+        envelope: Arc<Envelope<P>>,
+        clock: &AtomicU64,
+        out: &mut Delivery<'_, P>,
+    ) {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let mut envelope = Some(envelope);
+        for endpoint in &state.strict {
+            if let Some(envelope) = &envelope {
+                out.push(endpoint, Arc::clone(envelope));
+            }
+        }
+        if state.readers > 0 {
+            if state.entries.len() >= state.retention {
+                // The slowest reader is `retention` entries behind, at least
+                // its own capacity: it would drop this entry anyway.
+                if let Some(evicted) = state.entries.pop_front() {
+                    state.front += 1;
+                    out.discard(evicted.envelope);
+                }
+            }
+            // Taken under the feed's lock, so a feed's stamps grow with its
+            // positions.
+            let stamp = clock.fetch_add(1, Ordering::Relaxed);
+            state.entries.push_back(Slot {
+                stamp,
+                unread: state.readers,
+                envelope: envelope.take(),
+            });
+            state.tail += 1;
+            self.tail.store(state.tail, Ordering::Release);
+            out.count(state.readers);
+            if !state.watchers.is_empty() {
+                out.ring(state.watchers.drain(..));
+                state.watch_epoch += 1;
+            }
+        }
+        out.discard(envelope);
+    }
+
+    /// Moves up to `max` entries from `*next` (and before `end`) into `buf`
+    /// with their stamps, advancing `*next`: the last reader of an entry
+    /// takes it, the others clone a reference. A cursor below `front` first
+    /// jumps to it (or to `end`), and the jump is reported as lost.
+    pub(crate) fn read(
+        &self,
+        next: &mut u64,
+        end: u64,
+        max: usize,
+        buf: &mut VecDeque<(u64, Arc<Envelope<P>>)>,
+    ) -> Read {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let mut read = Read::default();
+        // Entries evicted before the reader got to them (only those it was
+        // owed: an ended cursor was owed nothing from `end` on).
+        let kept_from = state.front.min(end);
+        if *next < kept_from {
+            read.lost = kept_from - *next;
+            *next = kept_from;
+        }
+        let upto = end.min(state.tail);
+        while *next < upto && (read.taken as usize) < max {
+            let slot = &mut state.entries[(*next - state.front) as usize];
+            slot.unread -= 1;
+            let envelope = if slot.unread == 0 {
+                slot.envelope.take()
+            } else {
+                slot.envelope.clone()
+            };
+            if let Some(envelope) = envelope {
+                buf.push_back((slot.stamp, envelope));
+            }
+            *next += 1;
+            read.taken += 1;
+        }
+        Self::pop_read(state);
+        read
+    }
+
+    /// Gives up a departing reader's claim on the entries in `from..end`,
+    /// collecting the envelopes it was the last reader of into `garbage`
+    /// (to be dropped with no lock held).
+    pub(crate) fn release(&self, from: u64, end: u64, garbage: &mut Vec<Arc<Envelope<P>>>) {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let upto = end.min(state.tail);
+        for position in from.max(state.front)..upto {
+            let slot = &mut state.entries[(position - state.front) as usize];
+            slot.unread -= 1;
+            if slot.unread == 0 {
+                garbage.extend(slot.envelope.take());
+            }
+        }
+        Self::pop_read(state);
+    }
+
+    /// Frees the entries at the front that every reader has read.
+    fn pop_read(state: &mut FeedState<P>) {
+        while state.entries.front().is_some_and(|slot| slot.unread == 0) {
+            state.entries.pop_front();
+            state.front += 1;
+        }
+    }
+
+    /// Leaves `signal` to be rung by the next append, unless there is
+    /// already something at or after `next` (and before `end`): then returns
+    /// `true` and leaves nothing. `epoch` remembers the registration, so a
+    /// reader registers once per wake-up however often it looks.
+    pub(crate) fn watch(
+        &self,
+        signal: &Arc<Signal>,
+        next: u64,
+        end: u64,
+        epoch: &mut Option<u64>,
+    ) -> bool {
+        let mut state = self.state.lock();
+        if next < end.min(state.tail) {
+            return true;
+        }
+        if *epoch != Some(state.watch_epoch) {
+            state.watchers.push(Arc::clone(signal));
+            *epoch = Some(state.watch_epoch);
+        }
+        false
+    }
+}

@@ -1,0 +1,429 @@
+//! The receive side of a subscriber that reads feeds: one cursor per
+//! subscription, merged into one stream.
+//!
+//! A subscriber with the default `DropOldest` policy owns no queue of its
+//! own. Each channel, shard channel or pattern it holds is a cursor into
+//! that subscription's [`Feed`], and receiving merges the cursors by entry
+//! stamp (see `registry.rs`, *Stamps*), so each publishing thread's messages
+//! come out in publish order and a publish's exact message comes before its
+//! pattern messages.
+//!
+//! # Capacity without a queue
+//!
+//! The subscriber still behaves as if it had one bounded queue: what it has
+//! not received yet (its *pending* messages, over every cursor) beyond its
+//! capacity is dropped, oldest first, when it next receives, and counted
+//! exactly as a drop-oldest queue would have counted it. `len` and
+//! `dropped` compute the same numbers on demand, so accounting is exact at
+//! every moment: addressed = received + dropped + pending-within-capacity.
+//!
+//! # Merging
+//!
+//! An entry's stamp is larger than the stamp of every entry its publishing
+//! thread appended before it. So once the reader holds an entry, every
+//! entry published before it by the same thread is visible, and looking
+//! again at the cursors that had nothing (after taking the candidate) finds
+//! them; the loop in [`ReaderState::pick`] does exactly that, at most once
+//! per cursor.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
+use crate::feed::Feed;
+use crate::message::{Envelope, MessageKind, Received};
+use crate::signal::Signal;
+use crate::sync::Mutex;
+
+/// Entries a cursor takes from its feed per lock: enough to drain a burst
+/// in a few lock round-trips, few enough that a reader never holds a long
+/// run of other readers' messages (they are `Arc`s, so it costs no copies
+/// either way).
+const READ_BATCH: usize = 32;
+
+/// Spin rounds before a blocking receiver parks; each doubles the busy
+/// spin, the last ones yield. A few microseconds in all: long enough to
+/// catch a publisher mid-burst on another core (a park/unpark pair costs
+/// several microseconds of system calls), short enough not to burn a core.
+const SPIN_ROUNDS: u32 = 10;
+/// Rounds that busy-spin; the rest yield.
+const SPIN_ROUNDS_BUSY: u32 = 6;
+
+/// End of an open cursor: no end yet.
+const OPEN: u64 = u64::MAX;
+
+/// One subscription's position in its feed.
+#[derive(Debug)]
+pub(crate) struct Cursor<P> {
+    /// The feed read.
+    feed: Arc<Feed<P>>,
+    /// Position of the next entry to read.
+    next: u64,
+    /// Position where the subscription ended (`OPEN` while it lasts):
+    /// entries before it were addressed to this subscriber.
+    end: u64,
+    /// Entries taken from the feed, not yet received, with their stamps.
+    buf: VecDeque<(u64, Arc<Envelope<P>>)>,
+    /// The feed's watch epoch when this reader's signal was left there.
+    watched: Option<u64>,
+}
+
+impl<P> Cursor<P> {
+    /// Positions addressed to this subscriber not taken from the feed yet
+    /// (including any it lost to eviction).
+    fn unread(&self) -> u64 {
+        self.end.min(self.feed.tail()).saturating_sub(self.next)
+    }
+
+    /// Messages not received yet through this cursor.
+    fn pending(&self) -> u64 {
+        self.buf.len() as u64 + self.unread()
+    }
+
+    /// Whether the subscription ended and everything it was owed is taken.
+    fn exhausted(&self) -> bool {
+        self.end != OPEN && self.buf.is_empty() && self.next >= self.end
+    }
+
+    /// Order of the first buffered entry among all cursors' entries: its
+    /// stamp, then exact before pattern messages of the same stamp.
+    fn head_key(&self) -> Option<(u64, bool)> {
+        self.buf
+            .front()
+            .map(|(stamp, envelope)| (*stamp, envelope.kind() == MessageKind::PMessage))
+    }
+}
+
+/// What the reader's lock protects.
+#[derive(Debug, Default)]
+struct ReaderState<P> {
+    /// One per subscription held, plus ended ones still owed messages.
+    cursors: Vec<Cursor<P>>,
+    /// `seq` of the next message: messages received or dropped so far.
+    seq: u64,
+    /// Messages dropped so far.
+    dropped: u64,
+}
+
+impl<P> ReaderState<P> {
+    /// Messages not received yet, over every cursor.
+    fn pending(&self) -> u64 {
+        self.cursors.iter().map(Cursor::pending).sum()
+    }
+
+    /// Fills cursor `i`'s buffer from its feed, counting lost entries as
+    /// dropped. Returns whether it looked (it had something unread).
+    fn refill(&mut self, i: usize) -> bool {
+        let cursor = &mut self.cursors[i];
+        if !cursor.buf.is_empty() || cursor.unread() == 0 {
+            return false;
+        }
+        let read = cursor
+            .feed
+            .read(&mut cursor.next, cursor.end, READ_BATCH, &mut cursor.buf);
+        self.seq += read.lost;
+        self.dropped += read.lost;
+        true
+    }
+
+    /// The cursor holding the oldest message, refilling as needed; see the
+    /// module docs, *Merging*.
+    fn pick(&mut self) -> Option<usize> {
+        for i in 0..self.cursors.len() {
+            self.refill(i);
+        }
+        if self.cursors.len() > 1 {
+            // Look again at the cursors that had nothing: what was
+            // published before the candidates is visible by now.
+            loop {
+                let mut looked = false;
+                for i in 0..self.cursors.len() {
+                    looked |= self.refill(i);
+                }
+                if !looked {
+                    break;
+                }
+            }
+        }
+        (0..self.cursors.len())
+            .filter_map(|i| self.cursors[i].head_key().map(|key| (key, i)))
+            .min()
+            .map(|(_, i)| i)
+    }
+
+    /// Takes the next message, first dropping the oldest ones beyond
+    /// `capacity`. Dropped envelopes and finished cursors go to `garbage`.
+    fn take(
+        &mut self,
+        capacity: u64,
+        garbage: &mut Garbage<P>,
+    ) -> Option<Received<P>> {
+        let taken = loop {
+            let pending = self.pending();
+            if pending == 0 {
+                break None;
+            }
+            let Some(i) = self.pick() else {
+                break None;
+            };
+            let Some((_, envelope)) = self.cursors[i].buf.pop_front() else {
+                unreachable!("pick returns a cursor with a buffered entry");
+            };
+            let seq = self.seq;
+            self.seq += 1;
+            // `pending` may count entries that `pick` found lost and has
+            // counted already; those left `pending` when `next` jumped.
+            if self.pending() + 1 > capacity {
+                self.dropped += 1;
+                garbage.envelopes.push(envelope);
+                continue;
+            }
+            break Some((seq, envelope));
+        };
+        self.sweep(garbage);
+        taken
+    }
+
+    /// Removes ended cursors that have nothing more to give.
+    fn sweep(&mut self, garbage: &mut Garbage<P>) {
+        if self.cursors.iter().any(Cursor::exhausted) {
+            let (done, live): (Vec<_>, Vec<_>) =
+                self.cursors.drain(..).partition(Cursor::exhausted);
+            self.cursors = live;
+            garbage.cursors.extend(done);
+        }
+    }
+}
+
+/// Values a reader stopped holding, dropped by the caller once it holds
+/// no lock (a payload's `Drop` may use the broker).
+#[derive(Debug)]
+pub(crate) struct Garbage<P> {
+    /// Envelopes dropped by the capacity rule or released.
+    pub(crate) envelopes: Vec<Arc<Envelope<P>>>,
+    /// Cursors of ended subscriptions (they hold their feed).
+    pub(crate) cursors: Vec<Cursor<P>>,
+}
+
+impl<P> Default for Garbage<P> {
+    fn default() -> Self {
+        Self {
+            envelopes: Vec::new(),
+            cursors: Vec::new(),
+        }
+    }
+}
+
+/// The receive side of a feed-reading subscriber; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Reader<P> {
+    /// Cursors and counters.
+    state: Mutex<ReaderState<P>>,
+    /// Rung by publishers (and by subscribe and close) while it waits.
+    signal: Arc<Signal>,
+    /// The subscriber's capacity.
+    capacity: u64,
+}
+
+impl<P> Reader<P> {
+    /// A reader holding nothing, receiving at most `capacity` pending
+    /// messages.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(ReaderState {
+                cursors: Vec::new(),
+                seq: 0,
+                dropped: 0,
+            }),
+            signal: Arc::new(Signal::default()),
+            capacity: capacity as u64,
+        }
+    }
+
+    /// Its signal, for feeds to ring.
+    pub(crate) fn signal(&self) -> &Arc<Signal> {
+        &self.signal
+    }
+
+    /// Starts reading `feed` at `start`; returns the waker of a receiver
+    /// waiting right now (to be woken once no lock is held), so it looks at
+    /// the new cursor too.
+    #[must_use = "the returned waker must be woken"]
+    pub(crate) fn add(&self, feed: Arc<Feed<P>>, start: u64) -> Option<Waker> {
+        self.state.lock().cursors.push(Cursor {
+            feed,
+            next: start,
+            end: OPEN,
+            buf: VecDeque::new(),
+            watched: None,
+        });
+        self.signal.ring()
+    }
+
+    /// Ends the open cursor on `feed` at `end`; what was appended before it
+    /// stays receivable. An ended cursor with nothing left goes to `garbage`.
+    pub(crate) fn end(&self, feed: &Arc<Feed<P>>, end: u64, garbage: &mut Garbage<P>) {
+        let mut state = self.state.lock();
+        if let Some(cursor) = state
+            .cursors
+            .iter_mut()
+            .find(|c| c.end == OPEN && Arc::ptr_eq(&c.feed, feed))
+        {
+            cursor.end = end;
+        }
+        state.sweep(garbage);
+    }
+
+    /// Gives every cursor's unreceived messages back to their feeds (the
+    /// subscriber is gone); the envelopes and cursors go to `garbage`.
+    pub(crate) fn release_all(&self, garbage: &mut Garbage<P>) {
+        let mut state = self.state.lock();
+        for mut cursor in state.cursors.drain(..) {
+            let end = if cursor.end == OPEN {
+                cursor.feed.tail()
+            } else {
+                cursor.end
+            };
+            cursor
+                .feed
+                .release(cursor.next, end, &mut garbage.envelopes);
+            garbage
+                .envelopes
+                .extend(cursor.buf.drain(..).map(|(_, envelope)| envelope));
+            garbage.cursors.push(cursor);
+        }
+    }
+
+    /// Messages dropped so far, counting those beyond capacity now.
+    pub(crate) fn dropped(&self) -> u64 {
+        let state = self.state.lock();
+        state.dropped + state.pending().saturating_sub(self.capacity)
+    }
+
+    /// Messages receivable now.
+    pub(crate) fn len(&self) -> usize {
+        let pending = self.state.lock().pending();
+        pending.min(self.capacity) as usize
+    }
+
+    /// Takes the next message without waiting. `closed` is the broker's
+    /// flag, set once no publish can append any more.
+    pub(crate) fn try_take(
+        &self,
+        closed: &AtomicBool,
+    ) -> Result<Received<P>, TryRecvError> {
+        // Read before looking: if it was set, nothing can arrive after the
+        // look, so "empty" is final.
+        let was_closed = closed.load(Ordering::Acquire);
+        let mut garbage = Garbage::default();
+        let mut state = self.state.lock();
+        let taken = state.take(self.capacity, &mut garbage);
+        drop(state);
+        drop(garbage);
+        match taken {
+            Some(message) => Ok(message),
+            None if was_closed => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Whether anything is pending, looking at the feeds' tails only.
+    fn anything_pending(&self) -> bool {
+        self.state
+            .lock()
+            .cursors
+            .iter()
+            .any(|c| !c.buf.is_empty() || c.unread() > 0)
+    }
+
+    /// Leaves the signal with every feed that has nothing for this reader;
+    /// returns `true` (leaving it nowhere new) if one has something.
+    fn watch_all(&self) -> bool {
+        let mut state = self.state.lock();
+        for cursor in &mut state.cursors {
+            if !cursor.buf.is_empty()
+                || cursor
+                    .feed
+                    .watch(&self.signal, cursor.next, cursor.end, &mut cursor.watched)
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Spins a few microseconds for a message; returns whether one came.
+    fn spin(&self) -> bool {
+        for round in 0..SPIN_ROUNDS {
+            if self.anything_pending() {
+                return true;
+            }
+            if round < SPIN_ROUNDS_BUSY {
+                for _ in 0..1u32 << round {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        false
+    }
+
+    /// Takes the next message, waiting until `deadline` (forever for
+    /// `None`) while the broker is open.
+    pub(crate) fn take_until(
+        &self,
+        closed: &AtomicBool,
+        deadline: Option<Instant>,
+    ) -> Result<Received<P>, RecvTimeoutError> {
+        let mut spun = false;
+        loop {
+            match self.try_take(closed) {
+                Ok(message) => return Ok(message),
+                Err(TryRecvError::Empty) => {}
+                Err(_) => return Err(RecvTimeoutError::Closed),
+            }
+            if !spun {
+                spun = true;
+                if self.spin() {
+                    continue;
+                }
+            }
+            self.signal.arm();
+            if self.watch_all() || closed.load(Ordering::Acquire) {
+                continue;
+            }
+            if !self.signal.wait(deadline) {
+                // One last look: a message may have come with the timeout.
+                return self.try_take(closed).map_err(|err| match err {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    _ => RecvTimeoutError::Closed,
+                });
+            }
+        }
+    }
+
+    /// Polls for the next message, leaving `cx`'s waker to be woken by the
+    /// next append to any of its feeds (or by subscribe, or close). Nothing
+    /// is taken unless `Ready(Ok)` is returned.
+    pub(crate) fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        closed: &AtomicBool,
+    ) -> Poll<Result<Received<P>, RecvError>> {
+        loop {
+            match self.try_take(closed) {
+                Ok(message) => return Poll::Ready(Ok(message)),
+                Err(TryRecvError::Empty) => {}
+                Err(_) => return Poll::Ready(Err(RecvError::Closed)),
+            }
+            self.signal.set_waker(cx.waker());
+            if !self.watch_all() && !closed.load(Ordering::Acquire) {
+                return Poll::Pending;
+            }
+        }
+    }
+}

@@ -1,0 +1,681 @@
+//! The engine below the handles: the channel registry, the pattern index,
+//! publishing, and subscription bookkeeping. [`Broker`](crate::Broker) and
+//! [`Subscriber`](crate::Subscriber) are thin handles onto a `Registry`; it
+//! depends on neither.
+//!
+//! # How a message travels
+//!
+//! Every active channel, shard channel and pattern has a [`Feed`]. A publish
+//! appends the message once to the channel's feed and once to the feed of
+//! each matching pattern, whatever the number of subscribers, then returns.
+//! Subscribers with the default `DropOldest` policy read the feeds through
+//! cursors (`reader.rs`); subscribers whose policy must act at publish time
+//! (`DropNewest`, `Disconnect`) get the message pushed into their own queue
+//! by the publish, as Redis fills each client's output buffer.
+//!
+//! # Lock order
+//!
+//! Locks are taken in this order, at most one of each kind at a time, and
+//! nothing waits on a lock while holding a later one:
+//!
+//! 1. the live-subscriber list (`endpoints`; held alone, never nested);
+//! 2. one subscriber's `subscriptions`;
+//! 3. one channel shard;
+//! 4. the pattern index;
+//! 5. one feed;
+//! 6. one subscriber's queue, or one signal.
+//!
+//! A feed reader's own state lock comes after 2 and before 5: receiving
+//! takes it and then each feed in turn. `publish` matches patterns under
+//! the index's read lock alone and releases it, clones the payload for the
+//! matches with no lock held, then holds the channel's shard (3) while it
+//! appends to each feed (5), pushing to queue-owning subscribers (6) from
+//! there. No user code (a payload's `Clone` or `Drop`, a waker's `wake`)
+//! ever runs under any of these locks.
+//!
+//! # Stamps
+//!
+//! A subscriber reading several feeds must see each publishing thread's
+//! messages in publish order, any two publishes of which one happened
+//! before the other (by any synchronisation) in that order, and one
+//! channel's messages in the same order as every other subscriber of it.
+//! So every feed entry carries a stamp taken from one broker-wide counter
+//! while the feed's lock is held, and readers merge their cursors by stamp.
+//! A publish appends to its channel's feed and then its patterns' feeds
+//! while holding the channel's shard, so its exact entry is stamped before
+//! its pattern entries, and every entry of a later publish to the channel
+//! after every entry of an earlier one. The counter is only incremented
+//! for feeds that have readers.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::Waker;
+
+use bytes::Bytes;
+use hashbrown::{DefaultHashBuilder, HashMap};
+
+use crate::builder::MAX_SHARDS;
+use crate::delivery::Delivery;
+use crate::endpoint::{Endpoint, Inbox, Subscriptions};
+use crate::feed::Feed;
+use crate::message::{Envelope, MessageKind};
+use crate::pattern::Pattern;
+use crate::pattern::index::PatternIndex;
+use crate::queue::OverflowPolicy;
+use crate::reader::Garbage;
+use crate::shard::Shard;
+use crate::sync::{Mutex, RwLock};
+
+/// The two exact-name namespaces. (Patterns live in the pattern index, not
+/// in shards.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Namespace {
+    /// Channels of `SUBSCRIBE` / `PUBLISH`.
+    Channel,
+    /// Shard channels of `SSUBSCRIBE` / `SPUBLISH`.
+    Shard,
+}
+
+/// Bits of the channel hash below the shard index (see [`MAX_SHARDS`]):
+/// hashbrown uses the low bits for the bucket and the top 7 for its tags.
+const SHARD_SHIFT: u32 = 40;
+
+/// A value padded to its own cache line pair, so neighbouring shards'
+/// locks never share a line (128 bytes covers adjacent-line prefetching).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct CachePadded<T>(T);
+
+/// A publish's pattern messages: each matching pattern's feed, with the
+/// envelope to append (taken when appended).
+type PatternMessages<P> = Vec<(Arc<Feed<P>>, Option<Arc<Envelope<P>>>)>;
+
+/// A subscribed pattern.
+#[derive(Debug)]
+pub(crate) struct PatternEntry<P> {
+    /// Its pattern messages and subscribers.
+    feed: Arc<Feed<P>>,
+    /// Subscribers holding it (never 0: the entry goes with the last one).
+    members: usize,
+}
+
+/// What an operation must drop or wake once it holds no lock; declared
+/// before the lock guards, so it is dropped after them, on unwinding too.
+struct Leftovers<P> {
+    /// Envelopes and cursors a reader gave up.
+    garbage: Garbage<P>,
+    /// Feeds of channels or patterns that lost a member.
+    feeds: Vec<Arc<Feed<P>>>,
+    /// Queue-owning subscribers taken out of a feed, or out of the list.
+    endpoints: Vec<Arc<Endpoint<P>>>,
+    /// Async receivers to wake.
+    wakers: Vec<Waker>,
+}
+
+impl<P> Leftovers<P> {
+    /// Nothing yet.
+    fn new() -> Self {
+        Self {
+            garbage: Garbage::default(),
+            feeds: Vec::new(),
+            endpoints: Vec::new(),
+            wakers: Vec::new(),
+        }
+    }
+}
+
+impl<P> Drop for Leftovers<P> {
+    fn drop(&mut self) {
+        for waker in self.wakers.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+/// The broker's shared state; see the module docs.
+pub(crate) struct Registry<P> {
+    /// Exact and shard channels, spread by channel hash.
+    shards: Box<[CachePadded<Mutex<Shard<P>>>]>,
+    /// `shards.len() - 1`; the length is a power of two.
+    shard_mask: usize,
+    /// One hasher for every channel table, so a name is hashed once per
+    /// publish for both shard selection and lookup.
+    hasher: DefaultHashBuilder,
+    /// Every subscribed pattern.
+    patterns: RwLock<PatternIndex<PatternEntry<P>>>,
+    /// `patterns.len()`, readable without the lock, so publishes skip the
+    /// index entirely while nobody holds a pattern.
+    pattern_count: AtomicUsize,
+    /// Live subscribers by id, so `close` can reach every one.
+    endpoints: Mutex<HashMap<u64, Arc<Endpoint<P>>>>,
+    /// Id for the next subscriber.
+    next_id: AtomicU64,
+    /// Set first by `close`: publishes that see it deliver nothing.
+    closing: AtomicBool,
+    /// Set by `close` once no publish can deliver any more: a reader that
+    /// then finds nothing pending is done for good.
+    pub(crate) closed: AtomicBool,
+    /// Live `Broker` handles; the last one to drop closes the broker.
+    pub(crate) handles: AtomicUsize,
+    /// Where feed entries take their stamps (see *Stamps*), on a line of
+    /// its own.
+    stamps: CachePadded<AtomicU64>,
+    /// Queue capacity for new subscribers.
+    pub(crate) queue_capacity: usize,
+    /// Overflow policy for subscribers created with `subscriber()`.
+    pub(crate) overflow_policy: OverflowPolicy,
+}
+
+impl<P> Registry<P> {
+    /// A registry with `shards` shards (a power of two, at most
+    /// [`MAX_SHARDS`]) and these defaults for new subscribers.
+    pub(crate) fn new(
+        shards: usize,
+        queue_capacity: usize,
+        overflow_policy: OverflowPolicy,
+    ) -> Self {
+        debug_assert!(shards.is_power_of_two() && shards <= MAX_SHARDS);
+        Self {
+            shards: (0..shards)
+                .map(|_| CachePadded(Mutex::new(Shard::default())))
+                .collect(),
+            shard_mask: shards - 1,
+            hasher: DefaultHashBuilder::default(),
+            patterns: RwLock::new(PatternIndex::new()),
+            pattern_count: AtomicUsize::new(0),
+            endpoints: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            handles: AtomicUsize::new(1),
+            stamps: CachePadded(AtomicU64::new(0)),
+            queue_capacity,
+            overflow_policy,
+        }
+    }
+
+    /// The number of shards.
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The number of live subscribers.
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.endpoints.lock().len()
+    }
+
+    /// The hash of a channel name: picks its shard and finds it there.
+    #[inline]
+    fn hash(&self, name: &[u8]) -> u64 {
+        self.hasher.hash_one(name)
+    }
+
+    /// The shard holding the channel whose hash is `hash`.
+    #[inline]
+    fn shard(&self, hash: u64) -> &Mutex<Shard<P>> {
+        &self.shards[(hash >> SHARD_SHIFT) as usize & self.shard_mask].0
+    }
+
+    /// Whether the broker is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// `PUBSUB NUMPAT`.
+    pub(crate) fn numpat(&self) -> usize {
+        self.patterns.read().len()
+    }
+
+    /// `PUBSUB CHANNELS` / `SHARDCHANNELS`.
+    pub(crate) fn channels(&self, ns: Namespace, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let pattern = pattern.map(Pattern::new);
+        let mut names = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.0.lock();
+            names.extend(
+                shard
+                    .entries(ns)
+                    .filter(|e| pattern.as_ref().is_none_or(|p| p.matches(&e.name)))
+                    .map(|e| e.name.clone()),
+            );
+        }
+        names
+    }
+
+    /// `PUBSUB NUMSUB` / `SHARDNUMSUB`.
+    pub(crate) fn numsub<I>(&self, ns: Namespace, channels: I) -> Vec<(Bytes, usize)>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        channels
+            .into_iter()
+            .map(|name| {
+                let name = name.as_ref();
+                let hash = self.hash(name);
+                let count = self
+                    .shard(hash)
+                    .lock()
+                    .find(ns, hash, name)
+                    .map_or(0, |e| e.members);
+                (Bytes::copy_from_slice(name), count)
+            })
+            .collect()
+    }
+
+    /// Registers a new subscriber with these queue settings.
+    pub(crate) fn register(&self, capacity: usize, policy: OverflowPolicy) -> Arc<Endpoint<P>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let endpoint = Arc::new(Endpoint::new(id, capacity, policy));
+        let mut endpoints = self.endpoints.lock();
+        endpoints.insert(id, Arc::clone(&endpoint));
+        // Checked under the list's lock: either `close` already set the flag
+        // (seen here) or it will find this subscriber in the list.
+        if self.closing.load(Ordering::Acquire) {
+            if let Inbox::Queue(queue) = &endpoint.inbox {
+                // Nobody can be waiting on a queue that nobody has seen.
+                drop(queue.close());
+            }
+        }
+        drop(endpoints);
+        endpoint
+    }
+
+    /// Stops the broker; see [`Broker::close`](crate::Broker::close).
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        // A barrier: every publish that found the broker open holds its
+        // channel's shard until it has appended, so once each shard has
+        // been taken once, nothing more can arrive anywhere.
+        for shard in self.shards.iter() {
+            drop(shard.0.lock());
+        }
+        self.closed.store(true, Ordering::Release);
+        let endpoints: Vec<_> = self.endpoints.lock().values().cloned().collect();
+        for endpoint in &endpoints {
+            let waker = match &endpoint.inbox {
+                Inbox::Queue(queue) => queue.close(),
+                Inbox::Feeds(reader) => reader.signal().ring(),
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Makes `endpoint` a member of `feed`: a reader starting now, or a
+    /// queue-owning subscriber. Returns a reader's start position.
+    fn join_feed(&self, feed: &Feed<P>, endpoint: &Arc<Endpoint<P>>) -> Option<u64> {
+        match &endpoint.inbox {
+            Inbox::Queue(_) => {
+                feed.join_strict(Arc::clone(endpoint));
+                None
+            }
+            Inbox::Feeds(_) => Some(feed.join_reader(endpoint.capacity())),
+        }
+    }
+
+    /// Takes `endpoint` out of `feed`'s members. Returns a reader's end
+    /// position.
+    fn leave_feed(
+        &self,
+        feed: &Feed<P>,
+        endpoint: &Endpoint<P>,
+        leftovers: &mut Leftovers<P>,
+    ) -> Option<u64> {
+        match &endpoint.inbox {
+            Inbox::Queue(_) => {
+                leftovers.endpoints.extend(feed.leave_strict(endpoint.id()));
+                None
+            }
+            Inbox::Feeds(reader) => Some(feed.leave_reader(reader.signal())),
+        }
+    }
+
+    /// Gives `endpoint`'s reader its cursors on the feeds it joined.
+    fn start_cursors(
+        &self,
+        endpoint: &Endpoint<P>,
+        joined: Vec<(Arc<Feed<P>>, u64)>,
+        leftovers: &mut Leftovers<P>,
+    ) {
+        if let Inbox::Feeds(reader) = &endpoint.inbox {
+            for (feed, start) in joined {
+                leftovers.wakers.extend(reader.add(feed, start));
+            }
+        }
+    }
+
+    /// Ends `endpoint`'s reader's cursors on the feeds it left.
+    fn end_cursors(
+        &self,
+        endpoint: &Endpoint<P>,
+        left: Vec<(Arc<Feed<P>>, u64)>,
+        leftovers: &mut Leftovers<P>,
+    ) {
+        if let Inbox::Feeds(reader) = &endpoint.inbox {
+            for (feed, end) in &left {
+                reader.end(feed, *end, &mut leftovers.garbage);
+            }
+        }
+        leftovers.feeds.extend(left.into_iter().map(|(feed, _)| feed));
+    }
+
+    /// Takes `endpoint` out of channel `name` in `ns`, noting the reader's
+    /// end position in `left`.
+    fn leave_channel(
+        &self,
+        ns: Namespace,
+        name: &[u8],
+        endpoint: &Endpoint<P>,
+        left: &mut Vec<(Arc<Feed<P>>, u64)>,
+        leftovers: &mut Leftovers<P>,
+    ) {
+        let hash = self.hash(name);
+        let mut shard = self.shard(hash).lock();
+        let Some((feed, last)) = shard.leave(ns, hash, name) else {
+            return;
+        };
+        let end = self.leave_feed(&feed, endpoint, leftovers);
+        drop(shard);
+        let _ = last;
+        match end {
+            Some(end) => left.push((feed, end)),
+            None => leftovers.feeds.push(feed),
+        }
+    }
+
+    /// Takes `endpoint` out of each of `patterns`, under the index's write
+    /// lock, noting the reader's end positions in `left`.
+    fn leave_patterns(
+        &self,
+        patterns: &[Bytes],
+        endpoint: &Endpoint<P>,
+        left: &mut Vec<(Arc<Feed<P>>, u64)>,
+        leftovers: &mut Leftovers<P>,
+    ) {
+        if patterns.is_empty() {
+            return;
+        }
+        let mut index = self.patterns.write();
+        for pattern in patterns {
+            let Some(entry) = index.get_mut(pattern) else {
+                continue;
+            };
+            entry.members -= 1;
+            let feed = Arc::clone(&entry.feed);
+            let last = entry.members == 0;
+            let end = self.leave_feed(&feed, endpoint, leftovers);
+            if last {
+                if let Some(entry) = index.remove(pattern) {
+                    leftovers.feeds.push(entry.feed);
+                }
+            }
+            match end {
+                Some(end) => left.push((feed, end)),
+                None => leftovers.feeds.push(feed),
+            }
+        }
+        self.pattern_count.store(index.len(), Ordering::Release);
+    }
+
+    /// Removes every subscription of `endpoint` and marks it gone, so it
+    /// ignores later subscribe calls. Messages it was owed stay receivable.
+    pub(crate) fn unsubscribe_all(&self, endpoint: &Endpoint<P>) {
+        let mut leftovers = Leftovers::new();
+        let mut subscriptions = endpoint.subscriptions.lock();
+        let Subscriptions {
+            channels,
+            patterns,
+            shard_channels,
+            ..
+        } = std::mem::take(&mut *subscriptions);
+        subscriptions.gone = true;
+        let mut left = Vec::new();
+        for name in &channels {
+            self.leave_channel(Namespace::Channel, name, endpoint, &mut left, &mut leftovers);
+        }
+        for name in &shard_channels {
+            self.leave_channel(Namespace::Shard, name, endpoint, &mut left, &mut leftovers);
+        }
+        let patterns: Vec<Bytes> = patterns.into_iter().collect();
+        self.leave_patterns(&patterns, endpoint, &mut left, &mut leftovers);
+        self.end_cursors(endpoint, left, &mut leftovers);
+        drop(subscriptions);
+    }
+
+    /// Unsubscribes `endpoint` from everything and forgets it; called when
+    /// its handle drops. What it had not received is given up.
+    pub(crate) fn remove(&self, endpoint: &Endpoint<P>) {
+        let mut leftovers = Leftovers::new();
+        leftovers
+            .endpoints
+            .extend(self.endpoints.lock().remove(&endpoint.id()));
+        self.unsubscribe_all(endpoint);
+        if let Inbox::Feeds(reader) = &endpoint.inbox {
+            reader.release_all(&mut leftovers.garbage);
+        }
+    }
+
+    /// `SUBSCRIBE` / `SSUBSCRIBE`; returns the count Redis reports.
+    pub(crate) fn subscribe<I>(&self, endpoint: &Arc<Endpoint<P>>, ns: Namespace, names: I) -> usize
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut leftovers = Leftovers::new();
+        let mut subscriptions = endpoint.subscriptions.lock();
+        if !subscriptions.gone {
+            let mut joined = Vec::new();
+            for name in names {
+                let name = name.as_ref();
+                let held = subscriptions.names_mut(ns);
+                if held.contains(name) {
+                    continue;
+                }
+                let name = Bytes::copy_from_slice(name);
+                held.insert(name.clone());
+                let hash = self.hash(&name);
+                let mut shard = self.shard(hash).lock();
+                let feed = shard.join(
+                    ns,
+                    hash,
+                    &name,
+                    |n| self.hash(n),
+                    Feed::new,
+                );
+                let start = self.join_feed(&feed, endpoint);
+                drop(shard);
+                if let Some(start) = start {
+                    joined.push((feed, start));
+                }
+            }
+            self.start_cursors(endpoint, joined, &mut leftovers);
+        }
+        subscriptions.count_for(ns)
+    }
+
+    /// `UNSUBSCRIBE` / `SUNSUBSCRIBE` (all when `names` is empty); returns
+    /// the count Redis reports.
+    pub(crate) fn unsubscribe<I>(&self, endpoint: &Endpoint<P>, ns: Namespace, names: I) -> usize
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut leftovers = Leftovers::new();
+        let mut subscriptions = endpoint.subscriptions.lock();
+        let held = subscriptions.names_mut(ns);
+        let mut names = names.into_iter().peekable();
+        let removed: Vec<Bytes> = if names.peek().is_none() {
+            held.drain().collect()
+        } else {
+            names.filter_map(|name| held.take(name.as_ref())).collect()
+        };
+        let mut left = Vec::new();
+        for name in &removed {
+            self.leave_channel(ns, name, endpoint, &mut left, &mut leftovers);
+        }
+        self.end_cursors(endpoint, left, &mut leftovers);
+        subscriptions.count_for(ns)
+    }
+
+    /// `PSUBSCRIBE`; returns the count Redis reports.
+    pub(crate) fn psubscribe<I>(&self, endpoint: &Arc<Endpoint<P>>, patterns: I) -> usize
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut leftovers = Leftovers::new();
+        let mut subscriptions = endpoint.subscriptions.lock();
+        if subscriptions.gone {
+            return 0;
+        }
+        let mut joined = Vec::new();
+        // Taken at the first new pattern only, so re-subscribing to held
+        // patterns never blocks publishers.
+        let mut index = None;
+        for pattern in patterns {
+            let pattern = pattern.as_ref();
+            if subscriptions.patterns.contains(pattern) {
+                continue;
+            }
+            let pattern = Bytes::copy_from_slice(pattern);
+            let index = index.get_or_insert_with(|| self.patterns.write());
+            let feed = match index.get_mut(&pattern) {
+                Some(entry) => {
+                    entry.members += 1;
+                    Arc::clone(&entry.feed)
+                }
+                None => {
+                    let feed = Feed::new();
+                    index.insert(
+                        pattern.clone(),
+                        PatternEntry {
+                            feed: Arc::clone(&feed),
+                            members: 1,
+                        },
+                    );
+                    feed
+                }
+            };
+            if let Some(start) = self.join_feed(&feed, endpoint) {
+                joined.push((feed, start));
+            }
+            subscriptions.patterns.insert(pattern);
+        }
+        if let Some(index) = index {
+            self.pattern_count.store(index.len(), Ordering::Release);
+        }
+        self.start_cursors(endpoint, joined, &mut leftovers);
+        subscriptions.count()
+    }
+
+    /// `PUNSUBSCRIBE` (all when `patterns` is empty); returns the count
+    /// Redis reports.
+    pub(crate) fn punsubscribe<I>(&self, endpoint: &Endpoint<P>, patterns: I) -> usize
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut leftovers = Leftovers::new();
+        let mut subscriptions = endpoint.subscriptions.lock();
+        let mut patterns = patterns.into_iter().peekable();
+        let removed: Vec<Bytes> = if patterns.peek().is_none() {
+            subscriptions.patterns.drain().collect()
+        } else {
+            patterns
+                .filter_map(|p| subscriptions.patterns.take(p.as_ref()))
+                .collect()
+        };
+        let mut left = Vec::new();
+        self.leave_patterns(&removed, endpoint, &mut left, &mut leftovers);
+        self.end_cursors(endpoint, left, &mut leftovers);
+        subscriptions.count()
+    }
+}
+
+impl<P: Clone> Registry<P> {
+    /// `PUBLISH` / `SPUBLISH`: appends the message to the channel's feed and
+    /// to each matching pattern's, and returns the number of deliveries.
+    pub(crate) fn publish(&self, ns: Namespace, channel: &[u8], payload: P) -> usize {
+        if self.closing.load(Ordering::Acquire) {
+            return 0;
+        }
+        // Declared before any lock guard, so that it is dropped after them:
+        // it wakes receivers and drops what the feeds gave back.
+        let mut delivery = Delivery::new(self);
+        let hash = self.hash(channel);
+        // Patterns are matched, and the payload cloned for each match,
+        // before any channel lock is taken: a payload's `Clone` may publish.
+        let mut pattern_messages = if ns == Namespace::Channel
+            && self.pattern_count.load(Ordering::Acquire) > 0
+        {
+            self.pattern_messages(channel, &payload)
+        } else {
+            Vec::new()
+        };
+        let kind = match ns {
+            Namespace::Channel => MessageKind::Message,
+            Namespace::Shard => MessageKind::SMessage,
+        };
+        // Held while appending to every feed, so one channel's publishes
+        // reach every feed, and so every subscriber, in one order.
+        let shard = self.shard(hash).lock();
+        if self.closing.load(Ordering::Acquire) {
+            delivery.unused = Some(payload);
+            drop(shard);
+            return 0;
+        }
+        let clock = &self.stamps.0;
+        match shard.find(ns, hash, channel) {
+            Some(entry) => {
+                let envelope = Envelope::new(kind, entry.name.clone(), None, payload);
+                entry.feed.append(envelope, clock, &mut delivery);
+            }
+            None => delivery.unused = Some(payload),
+        }
+        // The feeds stay in `pattern_messages` until after the shard is
+        // released: a pattern unsubscribed meanwhile may leave this publish
+        // holding the last reference to its feed.
+        for (feed, envelope) in &mut pattern_messages {
+            if let Some(envelope) = envelope.take() {
+                feed.append(envelope, clock, &mut delivery);
+            }
+        }
+        drop(shard);
+        delivery.finish()
+    }
+
+    /// The pattern messages for a publish on `channel`: each matching
+    /// pattern's feed with its envelope. Matched under the index's read
+    /// lock; the payload is cloned after it is released.
+    fn pattern_messages(
+        &self,
+        channel: &[u8],
+        payload: &P,
+    ) -> PatternMessages<P> {
+        let mut matched = Vec::new();
+        self.patterns
+            .read()
+            .for_each_match(channel, |pattern, entry| {
+                matched.push((Arc::clone(&entry.feed), pattern.clone()));
+            });
+        if matched.is_empty() {
+            return Vec::new();
+        }
+        let name = Bytes::copy_from_slice(channel);
+        matched
+            .into_iter()
+            .map(|(feed, pattern)| {
+                let envelope = Envelope::new(
+                    MessageKind::PMessage,
+                    name.clone(),
+                    Some(pattern),
+                    payload.clone(),
+                );
+                (feed, Some(envelope))
+            })
+            .collect()
+    }
+}
