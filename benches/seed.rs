@@ -27,9 +27,10 @@
 //! [`tannoy::glob_match`] on every publish. A peer subscriber holds one
 //! receiver per channel and one per pattern, and the consumers sweep each
 //! with `try_recv`. The lock is `std::sync::RwLock` by default, the faster
-//! of the two on an AMD EPYC family 25 model 1 (2 vCPUs): the same peer
-//! with a `Mutex` delivered 0.84x as much at 20,000 subscribers and 0.82x
-//! at 100,000 (the two publishers look up under a shared lock). Set
+//! of the two on an AMD EPYC family 25 model 1 (2 vCPUs): in two runs the
+//! same peer with a `Mutex` delivered 0.82-0.84x as much at 20,000
+//! subscribers and 0.82-0.88x at 100,000 (with `RwLock` the two publishers
+//! look up under a shared lock). Set
 //! `TANNOY_SEED_PEER_LOCK=mutex` to measure the `Mutex` instead, or
 //! `=both` for both.
 //!
