@@ -949,7 +949,7 @@ fn seed_workload(c: &mut Criterion) {
             || Tannoy(Broker::builder().queue_capacity(QUEUE_CAPACITY).build()),
             |broker, i| {
                 let s = &plan.subscribers[i];
-                let mut sub = broker.0.subscriber();
+                let sub = broker.0.subscriber();
                 sub.subscribe(s.channels.iter().map(|&c| &plan.channels[c as usize]));
                 sub.psubscribe(s.pattern.map(|p| &plan.patterns[p as usize]));
                 sub
