@@ -1,0 +1,222 @@
+//! The unmodified redis-rs client against tannoy-server: sync `PubSub`
+//! and async `aio::PubSub` in RESP2 and RESP3, RESP3 pushes on a
+//! multiplexed connection, and network clients mixed with in-process
+//! subscribers and publishers on one broker.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::{AsyncTypedCommands, Commands, PushKind, Value};
+use tannoy_server::{Server, TestServer};
+
+/// How long any one wait may take before the test fails.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The URL for a protocol.
+fn url(server: &TestServer, resp3: bool) -> String {
+    if resp3 {
+        format!("{}?protocol=resp3", server.url())
+    } else {
+        server.url()
+    }
+}
+
+/// Sync `PubSub`: subscribe and psubscribe, receive a publish from
+/// another connection twice (channel and pattern), then drop the
+/// `PubSub` (redis-rs unsubscribes everything and reads until both counts
+/// reach 0) and use the connection for ordinary commands again.
+#[test]
+fn sync_pubsub_resp2_and_resp3() {
+    for resp3 in [false, true] {
+        let server = TestServer::start();
+        let client = redis::Client::open(url(&server, resp3)).expect("valid url");
+        let mut subscriber = client.get_connection().expect("connect");
+        subscriber.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut publisher = client.get_connection().expect("connect");
+        {
+            let mut pubsub = subscriber.as_pubsub();
+            pubsub.subscribe("ai:models:updated").expect("subscribe");
+            pubsub.psubscribe("ai:*").expect("psubscribe");
+            let receivers: i64 = publisher
+                .publish("ai:models:updated", "gpt-5:v2")
+                .expect("publish");
+            assert_eq!(receivers, 2);
+            let first = pubsub.get_message().expect("message");
+            assert_eq!(first.get_channel_name(), "ai:models:updated");
+            assert_eq!(first.get_payload::<String>().expect("payload"), "gpt-5:v2");
+            assert!(!first.from_pattern());
+            let second = pubsub.get_message().expect("pmessage");
+            assert!(second.from_pattern());
+            assert_eq!(second.get_pattern::<String>().expect("pattern"), "ai:*");
+        }
+        let pong: String = redis::cmd("PING").query(&mut subscriber).expect("ping");
+        assert_eq!(pong, "PONG");
+        let numsub: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("ai:models:updated")
+            .query(&mut publisher)
+            .expect("numsub");
+        assert_eq!(numsub, [("ai:models:updated".to_owned(), 0)]);
+    }
+}
+
+/// Async `aio::PubSub` in both protocols: messages from a multiplexed
+/// publisher arrive on the stream in publish order.
+#[tokio::test]
+async fn async_pubsub_resp2_and_resp3() {
+    for resp3 in [false, true] {
+        let server = TestServer::start();
+        let client = redis::Client::open(url(&server, resp3)).expect("valid url");
+        let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
+        pubsub.subscribe("orders").await.expect("subscribe");
+        pubsub.psubscribe("ord*").await.expect("psubscribe");
+        let mut publisher = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        for i in 0..10 {
+            let n = publisher
+                .publish("orders", format!("o-{i}"))
+                .await
+                .expect("publish");
+            assert_eq!(n, 2);
+        }
+        let mut stream = pubsub.on_message();
+        let mut exact = Vec::new();
+        let mut by_pattern = 0;
+        while exact.len() < 10 || by_pattern < 10 {
+            let msg = tokio::time::timeout(WAIT, stream.next())
+                .await
+                .expect("a message in time")
+                .expect("the stream continues");
+            if msg.from_pattern() {
+                by_pattern += 1;
+            } else {
+                exact.push(msg.get_payload::<String>().expect("payload"));
+            }
+        }
+        let expected: Vec<String> = (0..10).map(|i| format!("o-{i}")).collect();
+        assert_eq!(exact, expected);
+    }
+}
+
+/// RESP3 pushes on a multiplexed connection: `subscribe` there delivers
+/// messages to the push sender, beside ordinary replies.
+#[tokio::test]
+async fn resp3_pushes_on_a_multiplexed_connection() {
+    let server = TestServer::start();
+    let client = redis::Client::open(url(&server, true)).expect("valid url");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
+    let mut con = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("connect");
+    con.subscribe("alerts").await.expect("subscribe");
+    let echoed: String = redis::cmd("ECHO")
+        .arg("interleaved")
+        .query_async(&mut con)
+        .await
+        .expect("echo");
+    assert_eq!(echoed, "interleaved");
+    assert_eq!(con.publish("alerts", "fire").await.expect("publish"), 1);
+    loop {
+        let push = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("a push in time")
+            .expect("the channel stays open");
+        if push.kind == PushKind::Message {
+            assert_eq!(
+                push.data,
+                [
+                    Value::BulkString(b"alerts".to_vec()),
+                    Value::BulkString(b"fire".to_vec())
+                ]
+            );
+            break;
+        }
+    }
+}
+
+/// One broker, two kinds of users: an in-process subscriber sees a
+/// redis-rs client's publishes, a redis-rs subscriber sees in-process
+/// publishes, and introspection counts both.
+#[tokio::test]
+async fn mixed_in_process_and_network() {
+    let broker = tannoy::Broker::new();
+    let server = Server::builder()
+        .broker(broker.clone())
+        .start()
+        .await
+        .expect("start");
+    let client = redis::Client::open(server.url()).expect("valid url");
+
+    let mut local = broker.subscriber();
+    let local_ref = &mut local;
+    local_ref.subscribe(["conversations:new"]);
+    let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
+    pubsub
+        .subscribe("conversations:new")
+        .await
+        .expect("subscribe");
+
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("conversations:new")
+        .query_async(&mut con)
+        .await
+        .expect("numsub");
+    assert_eq!(counts, [("conversations:new".to_owned(), 2)]);
+    assert_eq!(broker.numsub(["conversations:new"])[0].1, 2);
+
+    // Network to in-process and network.
+    let n = con
+        .publish("conversations:new", "from redis-rs")
+        .await
+        .expect("publish");
+    assert_eq!(n, 2);
+    let got = tokio::time::timeout(WAIT, local.recv_async())
+        .await
+        .expect("in time")
+        .expect("a message");
+    assert_eq!(got.payload(), "from redis-rs");
+    // In-process to network.
+    assert_eq!(broker.publish("conversations:new", "from the broker"), 2);
+    let mut stream = pubsub.on_message();
+    let mut payloads = Vec::new();
+    while payloads.len() < 2 {
+        let msg = tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("in time")
+            .expect("a message");
+        payloads.push(msg.get_payload::<String>().expect("payload"));
+    }
+    assert_eq!(payloads, ["from redis-rs", "from the broker"]);
+    let got = local.try_recv().expect("the in-process publish too");
+    assert_eq!(got.payload(), "from the broker");
+    drop(stream);
+    drop(pubsub);
+    server.shutdown().await;
+}
+
+/// A client sending `CLIENT SETINFO` on connect (redis-rs does) shows its
+/// library name to the fault API's filters.
+#[test]
+fn connect_handshake_is_accepted() {
+    let server = TestServer::start();
+    let client = redis::Client::open(server.url()).expect("valid url");
+    let mut con = client.get_connection().expect("connect");
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("worker")
+        .query(&mut con)
+        .expect("setname");
+    let clients = server.clients();
+    assert_eq!(clients.len(), 1);
+    assert_eq!(clients[0].name(), Some(&b"worker"[..]));
+    assert_eq!(clients[0].lib_name(), Some(&b"redis-rs"[..]));
+}
