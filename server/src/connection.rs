@@ -163,6 +163,14 @@ where
             {
                 return;
             }
+            if self
+                .request_deadline()
+                .is_some_and(|deadline| now >= deadline)
+            {
+                // A request started arriving and stopped: drop it and its
+                // connection rather than hold its memory forever.
+                return;
+            }
             let stalled_until = self.session.handle.stalled_until();
             let deadline = [
                 soft_check,
