@@ -46,7 +46,8 @@
 //!
 //! **Run**: `cargo bench -p tannoy-benches --bench seed` (under three
 //! minutes). `TANNOY_BENCH_QUICK=1` runs only 20,000 subscribers with short
-//! bursts and a short measurement, as a smoke test.
+//! bursts, a short measurement and two rounds, as a smoke test; so does
+//! `cargo test -p tannoy-benches --bench seed`, all checks included.
 //!
 //! **Reading the output**: criterion's `thrpt` for
 //! `seed_workload/<side>/<subscribers>` is deliveries per second (a publish
@@ -128,9 +129,12 @@ fn allocations() -> u64 {
     (stats.allocations + stats.reallocations) as u64
 }
 
-/// Whether `TANNOY_BENCH_QUICK` asks for the smoke-test run.
+/// Whether to run the smoke test: `TANNOY_BENCH_QUICK` asks for it, and
+/// so does running without `--bench` (`cargo test --benches`, where
+/// criterion runs each benchmark once to see that it works).
 fn quick() -> bool {
     std::env::var_os("TANNOY_BENCH_QUICK").is_some_and(|v| v != "0")
+        || !std::env::args().any(|a| a == "--bench")
 }
 
 /// The CPU's model name, family and model from `/proc/cpuinfo`.
