@@ -18,11 +18,26 @@ use crate::signal::Signal;
 /// is dropped, and nobody is woken, while the publish holds a lock; such
 /// work waits here until the `Delivery` is dropped, which happens after the
 /// lock guards are released, on success and on unwinding alike.
+///
+/// The common publish (subscribers keeping up, nobody parked) only counts;
+/// everything else lives in [`Chores`], allocated the first time it is
+/// needed, so the common publish neither allocates nor walks empty lists.
 pub(crate) struct Delivery<'a, P> {
     /// The broker, to unsubscribe disconnected subscribers.
     registry: &'a Registry<P>,
     /// Deliveries counted so far (Redis's `PUBLISH` reply).
     count: usize,
+    /// The first envelope given back (evicted or discarded): a full feed
+    /// gives back one per publish, and this one needs no allocation.
+    unqueued: Option<Arc<Envelope<P>>>,
+    /// The payload, when no channel subscriber took it.
+    pub(crate) unused: Option<P>,
+    /// The uncommon work, if any.
+    chores: Option<Box<Chores<P>>>,
+}
+
+/// The uncommon part of a publish's work.
+struct Chores<P> {
     /// Subscribers whose queue overflowed under `Disconnect` during this
     /// publish.
     disconnected: Vec<Arc<Endpoint<P>>>,
@@ -30,28 +45,34 @@ pub(crate) struct Delivery<'a, P> {
     signals: Vec<Arc<Signal>>,
     /// Async receivers of subscribers with their own queue.
     wakers: Vec<Waker>,
-    /// The first envelope given back (evicted or discarded); most publishes
-    /// give back at most one, and this one needs no allocation.
-    unqueued: Option<Arc<Envelope<P>>>,
-    /// Any further envelopes given back.
-    more_unqueued: Vec<Arc<Envelope<P>>>,
-    /// The payload, when no channel subscriber took it.
-    pub(crate) unused: Option<P>,
+    /// Envelopes given back beyond the first.
+    unqueued: Vec<Arc<Envelope<P>>>,
 }
 
 impl<'a, P> Delivery<'a, P> {
     /// An empty tally for a publish on `registry`.
+    #[inline]
     pub(crate) fn new(registry: &'a Registry<P>) -> Self {
         Self {
             registry,
             count: 0,
-            disconnected: Vec::new(),
-            signals: Vec::new(),
-            wakers: Vec::new(),
             unqueued: None,
-            more_unqueued: Vec::new(),
             unused: None,
+            chores: None,
         }
+    }
+
+    /// The uncommon work, created on first use.
+    #[cold]
+    fn chores(&mut self) -> &mut Chores<P> {
+        self.chores.get_or_insert_with(|| {
+            Box::new(Chores {
+                disconnected: Vec::new(),
+                signals: Vec::new(),
+                wakers: Vec::new(),
+                unqueued: Vec::new(),
+            })
+        })
     }
 
     /// Counts `n` deliveries to feed readers.
@@ -62,7 +83,7 @@ impl<'a, P> Delivery<'a, P> {
 
     /// Keeps the signals of readers to wake.
     pub(crate) fn ring(&mut self, signals: impl Iterator<Item = Arc<Signal>>) {
-        self.signals.extend(signals);
+        self.chores().signals.extend(signals);
     }
 
     /// Keeps a value the publish no longer needs, to drop it later.
@@ -71,7 +92,7 @@ impl<'a, P> Delivery<'a, P> {
         if let Some(envelope) = envelope {
             match self.unqueued {
                 None => self.unqueued = Some(envelope),
-                Some(_) => self.more_unqueued.push(envelope),
+                Some(_) => self.chores().unqueued.push(envelope),
             }
         }
     }
@@ -86,15 +107,16 @@ impl<'a, P> Delivery<'a, P> {
         let push = queue.push(envelope);
         self.count += usize::from(push.outcome.addressed());
         if push.outcome == Pushed::Disconnected {
-            self.disconnected.push(Arc::clone(endpoint));
+            self.chores().disconnected.push(Arc::clone(endpoint));
         }
         self.discard(push.unqueued);
         if let Some(waker) = push.waker {
-            self.wakers.push(waker);
+            self.chores().wakers.push(waker);
         }
     }
 
     /// Ends the publish (see `Drop`) and returns the count.
+    #[inline]
     pub(crate) fn finish(self) -> usize {
         self.count
     }
@@ -105,18 +127,20 @@ impl<P> Drop for Delivery<'_, P> {
     /// waiting receivers; the values given back are dropped right after,
     /// with no lock held.
     fn drop(&mut self) {
-        // Bookkeeping first: a waker that panics must not leave a
-        // disconnected subscriber half-removed.
-        for endpoint in &self.disconnected {
-            self.registry.unsubscribe_all(endpoint);
-        }
-        for signal in self.signals.drain(..) {
-            if let Some(waker) = signal.ring() {
+        if let Some(chores) = &mut self.chores {
+            // Bookkeeping first: a waker that panics must not leave a
+            // disconnected subscriber half-removed.
+            for endpoint in &chores.disconnected {
+                self.registry.unsubscribe_all(endpoint);
+            }
+            for signal in chores.signals.drain(..) {
+                if let Some(waker) = signal.ring() {
+                    waker.wake();
+                }
+            }
+            for waker in chores.wakers.drain(..) {
                 waker.wake();
             }
-        }
-        for waker in self.wakers.drain(..) {
-            waker.wake();
         }
     }
 }

@@ -65,6 +65,10 @@ struct FeedState<P> {
     tail: u64,
     /// Readers subscribed now; each new entry waits for this many.
     readers: usize,
+    /// Those of them that merge several feeds and so need entries stamped
+    /// (see `registry.rs`, *Stamps*); while there are none, entries skip the
+    /// shared stamp counter.
+    stamped: usize,
     /// Most entries kept: the largest capacity of any reader so far.
     retention: usize,
     /// Subscribers with their own queue, in subscription order.
@@ -104,6 +108,7 @@ impl<P> Feed<P> {
                 front: 0,
                 tail: 0,
                 readers: 0,
+                stamped: 0,
                 retention: 0,
                 strict: Vec::new(),
                 watchers: Vec::new(),
@@ -119,20 +124,28 @@ impl<P> Feed<P> {
         self.tail.load(Ordering::Acquire)
     }
 
-    /// Adds a reader whose queue holds `capacity` messages; returns its
-    /// cursor's start, so it reads only what is appended from now on.
-    pub(crate) fn join_reader(&self, capacity: usize) -> u64 {
+    /// Adds a reader whose queue holds `capacity` messages (and which
+    /// needs stamps if `stamped`); returns its cursor's start, so it reads
+    /// only what is appended from now on.
+    pub(crate) fn join_reader(&self, capacity: usize, stamped: bool) -> u64 {
         let mut state = self.state.lock();
         state.readers += 1;
+        state.stamped += usize::from(stamped);
         state.retention = state.retention.max(capacity);
         state.tail
     }
 
+    /// Notes that one of the readers now needs stamps.
+    pub(crate) fn stamp_reader(&self) {
+        self.state.lock().stamped += 1;
+    }
+
     /// Removes a reader (and its signal, if it waits here); returns the end
     /// of its cursor: it still reads what was appended before now.
-    pub(crate) fn leave_reader(&self, signal: &Arc<Signal>) -> u64 {
+    pub(crate) fn leave_reader(&self, signal: &Arc<Signal>, stamped: bool) -> u64 {
         let mut state = self.state.lock();
         state.readers -= 1;
+        state.stamped -= usize::from(stamped);
         state.watchers.retain(|s| !Arc::ptr_eq(s, signal));
         state.tail
     }
@@ -178,8 +191,14 @@ impl<P> Feed<P> {
                 }
             }
             // Taken under the feed's lock, so a feed's stamps grow with its
-            // positions.
-            let stamp = clock.fetch_add(1, Ordering::Relaxed);
+            // positions. Unstamped entries (0) sort before every stamped one,
+            // which is right: they were appended while every reader of this
+            // feed read nothing else.
+            let stamp = if state.stamped > 0 {
+                clock.fetch_add(1, Ordering::Relaxed) + 1
+            } else {
+                0
+            };
             state.entries.push_back(Slot {
                 stamp,
                 unread: state.readers,

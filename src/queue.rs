@@ -551,22 +551,85 @@ mod tests {
         assert!(Instant::now() >= deadline);
     }
 
-    /// A thread parked in `pop` is woken by a push and by close.
+    /// A thread parked in `pop` is woken by a push alone (the queue stays
+    /// open until it has returned), and then by close.
     #[test]
     fn parked_receiver_is_woken() {
-        let q = Arc::new(Queue::new(1, OverflowPolicy::DropOldest));
-        let receiver = {
-            let q = Arc::clone(&q);
-            std::thread::spawn(move || (q.pop(), q.pop()))
-        };
-        std::thread::sleep(Duration::from_millis(20));
-        push(&q, 7);
-        std::thread::sleep(Duration::from_millis(20));
-        close(&q);
-        assert_eq!(
-            receiver.join().unwrap(),
-            (Ok((0, 7)), Err(RecvError::Closed))
+        for policy in [
+            OverflowPolicy::DropOldest,
+            OverflowPolicy::DropNewest,
+            OverflowPolicy::Disconnect,
+        ] {
+            let q = Arc::new(Queue::new(1, policy));
+            let (popped, first) = std::sync::mpsc::channel();
+            let receiver = {
+                let q = Arc::clone(&q);
+                std::thread::spawn(move || {
+                    popped.send(q.pop()).unwrap();
+                    q.pop()
+                })
+            };
+            // Long enough for the receiver to stop spinning and park.
+            std::thread::sleep(Duration::from_millis(50));
+            push(&q, 7);
+            assert_eq!(
+                first.recv_timeout(Duration::from_secs(60)),
+                Ok(Ok((0, 7))),
+                "{policy:?}: the push alone woke the parked receiver"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+            close(&q);
+            assert_eq!(receiver.join().unwrap(), Err(RecvError::Closed));
+        }
+    }
+
+    /// Several parked receivers: each push wakes one of them, so two
+    /// pushes return two pops while the queue stays open.
+    #[test]
+    fn each_push_wakes_a_parked_receiver() {
+        let q = Arc::new(Queue::new(4, OverflowPolicy::DropOldest));
+        let (popped, pops) = std::sync::mpsc::channel();
+        let receivers: Vec<_> = (0..2)
+            .map(|_| {
+                let (q, popped) = (Arc::clone(&q), popped.clone());
+                std::thread::spawn(move || popped.send(q.pop()).unwrap())
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        push(&q, 'a');
+        push(&q, 'b');
+        let mut got = [0, 1].map(|_| {
+            pops.recv_timeout(Duration::from_secs(60))
+                .expect("a parked receiver was not woken")
+                .unwrap()
+        });
+        got.sort();
+        assert_eq!(got, [(0, 'a'), (1, 'b')]);
+        for receiver in receivers {
+            receiver.join().unwrap();
+        }
+    }
+
+    /// A pending poll re-polled with a different waker keeps the new one
+    /// only: the next push wakes it and not the stale one; re-polling with
+    /// the same waker keeps a single registration.
+    #[test]
+    fn repoll_with_a_new_waker_replaces_the_stale_one() {
+        let q = Queue::new(2, OverflowPolicy::DropNewest);
+        let stale = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let fresh = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let (stale_waker, fresh_waker) = (
+            Waker::from(Arc::clone(&stale)),
+            Waker::from(Arc::clone(&fresh)),
         );
+        assert!(q.poll_pop(&mut Context::from_waker(&stale_waker)).is_pending());
+        assert!(q.poll_pop(&mut Context::from_waker(&fresh_waker)).is_pending());
+        assert!(q.poll_pop(&mut Context::from_waker(&fresh_waker)).is_pending());
+        push(&q, 'x');
+        assert_eq!(stale.0.load(Ordering::SeqCst), 0, "the stale waker was kept");
+        assert_eq!(fresh.0.load(Ordering::SeqCst), 1);
+        push(&q, 'y');
+        assert_eq!(fresh.0.load(Ordering::SeqCst), 1, "a waker is woken once");
     }
 
     /// An async poll on an empty queue registers its waker, which the next

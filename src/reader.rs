@@ -156,45 +156,77 @@ impl<P> ReaderState<P> {
 
     /// Takes the next message, first dropping the oldest ones beyond
     /// `capacity`. Dropped envelopes and finished cursors go to `garbage`.
-    fn take(
-        &mut self,
-        capacity: u64,
-        garbage: &mut Garbage<P>,
-    ) -> Option<Received<P>> {
-        let taken = loop {
-            let pending = self.pending();
-            if pending == 0 {
-                break None;
+    fn take(&mut self, capacity: u64, garbage: &mut Garbage<P>) -> Option<Received<P>> {
+        let taken = if self.cursors.len() == 1 {
+            self.take_one(capacity, garbage)
+        } else {
+            self.take_merged(capacity, garbage)
+        };
+        if self.cursors.iter().any(Cursor::exhausted) {
+            self.sweep(garbage);
+        }
+        taken
+    }
+
+    /// [`take`](Self::take) for the common reader of a single feed: no
+    /// merge needed.
+    #[inline]
+    fn take_one(&mut self, capacity: u64, garbage: &mut Garbage<P>) -> Option<Received<P>> {
+        loop {
+            let cursor = &mut self.cursors[0];
+            if cursor.buf.is_empty() {
+                if cursor.unread() == 0 {
+                    return None;
+                }
+                let read = cursor
+                    .feed
+                    .read(&mut cursor.next, cursor.end, READ_BATCH, &mut cursor.buf);
+                self.seq += read.lost;
+                self.dropped += read.lost;
+                continue;
             }
-            let Some(i) = self.pick() else {
-                break None;
-            };
+            let pending = cursor.pending();
+            let (_, envelope) = cursor.buf.pop_front()?;
+            let seq = self.seq;
+            self.seq += 1;
+            if pending > capacity {
+                self.dropped += 1;
+                garbage.envelopes.push(envelope);
+                continue;
+            }
+            return Some((seq, envelope));
+        }
+    }
+
+    /// [`take`](Self::take) for a reader of several feeds.
+    fn take_merged(&mut self, capacity: u64, garbage: &mut Garbage<P>) -> Option<Received<P>> {
+        loop {
+            if self.pending() == 0 {
+                return None;
+            }
+            let i = self.pick()?;
+            // Counted after `pick`, which may have found entries lost.
+            let pending = self.pending();
             let Some((_, envelope)) = self.cursors[i].buf.pop_front() else {
                 unreachable!("pick returns a cursor with a buffered entry");
             };
             let seq = self.seq;
             self.seq += 1;
-            // `pending` may count entries that `pick` found lost and has
-            // counted already; those left `pending` when `next` jumped.
-            if self.pending() + 1 > capacity {
+            if pending > capacity {
                 self.dropped += 1;
                 garbage.envelopes.push(envelope);
                 continue;
             }
-            break Some((seq, envelope));
-        };
-        self.sweep(garbage);
-        taken
+            return Some((seq, envelope));
+        }
     }
 
     /// Removes ended cursors that have nothing more to give.
+    #[cold]
     fn sweep(&mut self, garbage: &mut Garbage<P>) {
-        if self.cursors.iter().any(Cursor::exhausted) {
-            let (done, live): (Vec<_>, Vec<_>) =
-                self.cursors.drain(..).partition(Cursor::exhausted);
-            self.cursors = live;
-            garbage.cursors.extend(done);
-        }
+        let (done, live): (Vec<_>, Vec<_>) = self.cursors.drain(..).partition(Cursor::exhausted);
+        self.cursors = live;
+        garbage.cursors.extend(done);
     }
 }
 
@@ -226,6 +258,9 @@ pub(crate) struct Reader<P> {
     signal: Arc<Signal>,
     /// The subscriber's capacity.
     capacity: u64,
+    /// Set once the reader has had two cursors: from then on it merges, so
+    /// every feed it reads must stamp its entries.
+    stamped: AtomicBool,
 }
 
 impl<P> Reader<P> {
@@ -240,7 +275,35 @@ impl<P> Reader<P> {
             }),
             signal: Arc::new(Signal::default()),
             capacity: capacity as u64,
+            stamped: AtomicBool::new(false),
         }
+    }
+
+    /// Called before the reader joins another feed: if that will give it a
+    /// second cursor, the feeds it already reads start stamping their
+    /// entries (what they appended before is older than anything the new
+    /// feed will hold). Returns whether the new feed must stamp for it.
+    ///
+    /// Callers hold the subscriber's `subscriptions` lock, so joins of one
+    /// reader never race.
+    pub(crate) fn prepare_join(&self) -> bool {
+        if self.stamped.load(Ordering::Relaxed) {
+            return true;
+        }
+        let state = self.state.lock();
+        if state.cursors.is_empty() {
+            return false;
+        }
+        for cursor in state.cursors.iter().filter(|c| c.end == OPEN) {
+            cursor.feed.stamp_reader();
+        }
+        self.stamped.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether the feeds this reader reads stamp their entries for it.
+    pub(crate) fn is_stamped(&self) -> bool {
+        self.stamped.load(Ordering::Relaxed)
     }
 
     /// Its signal, for feeds to ring.
@@ -274,7 +337,9 @@ impl<P> Reader<P> {
         {
             cursor.end = end;
         }
-        state.sweep(garbage);
+        if state.cursors.iter().any(Cursor::exhausted) {
+            state.sweep(garbage);
+        }
     }
 
     /// Gives every cursor's unreceived messages back to their feeds (the

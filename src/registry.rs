@@ -312,7 +312,10 @@ impl<P> Registry<P> {
                 feed.join_strict(Arc::clone(endpoint));
                 None
             }
-            Inbox::Feeds(_) => Some(feed.join_reader(endpoint.capacity())),
+            Inbox::Feeds(reader) => {
+                let stamped = reader.prepare_join();
+                Some(feed.join_reader(endpoint.capacity(), stamped))
+            }
         }
     }
 
@@ -329,21 +332,24 @@ impl<P> Registry<P> {
                 leftovers.endpoints.extend(feed.leave_strict(endpoint.id()));
                 None
             }
-            Inbox::Feeds(reader) => Some(feed.leave_reader(reader.signal())),
+            Inbox::Feeds(reader) => Some(feed.leave_reader(reader.signal(), reader.is_stamped())),
         }
     }
 
-    /// Gives `endpoint`'s reader its cursors on the feeds it joined.
-    fn start_cursors(
+    /// Gives `endpoint`'s reader its cursor on a feed it joined at `start`
+    /// (`None` for a queue-owning subscriber, which has no cursors).
+    fn start_cursor(
         &self,
         endpoint: &Endpoint<P>,
-        joined: Vec<(Arc<Feed<P>>, u64)>,
+        feed: Arc<Feed<P>>,
+        start: Option<u64>,
         leftovers: &mut Leftovers<P>,
     ) {
-        if let Inbox::Feeds(reader) = &endpoint.inbox {
-            for (feed, start) in joined {
+        match (&endpoint.inbox, start) {
+            (Inbox::Feeds(reader), Some(start)) => {
                 leftovers.wakers.extend(reader.add(feed, start));
             }
+            _ => leftovers.feeds.push(feed),
         }
     }
 
@@ -467,7 +473,6 @@ impl<P> Registry<P> {
         let mut leftovers = Leftovers::new();
         let mut subscriptions = endpoint.subscriptions.lock();
         if !subscriptions.gone {
-            let mut joined = Vec::new();
             for name in names {
                 let name = name.as_ref();
                 let held = subscriptions.names_mut(ns);
@@ -487,11 +492,10 @@ impl<P> Registry<P> {
                 );
                 let start = self.join_feed(&feed, endpoint);
                 drop(shard);
-                if let Some(start) = start {
-                    joined.push((feed, start));
-                }
+                // At once, so the next join sees this cursor (see
+                // `Reader::prepare_join`).
+                self.start_cursor(endpoint, feed, start, &mut leftovers);
             }
-            self.start_cursors(endpoint, joined, &mut leftovers);
         }
         subscriptions.count_for(ns)
     }
@@ -531,7 +535,6 @@ impl<P> Registry<P> {
         if subscriptions.gone {
             return 0;
         }
-        let mut joined = Vec::new();
         // Taken at the first new pattern only, so re-subscribing to held
         // patterns never blocks publishers.
         let mut index = None;
@@ -559,15 +562,13 @@ impl<P> Registry<P> {
                     feed
                 }
             };
-            if let Some(start) = self.join_feed(&feed, endpoint) {
-                joined.push((feed, start));
-            }
+            let start = self.join_feed(&feed, endpoint);
+            self.start_cursor(endpoint, feed, start, &mut leftovers);
             subscriptions.patterns.insert(pattern);
         }
         if let Some(index) = index {
             self.pattern_count.store(index.len(), Ordering::Release);
         }
-        self.start_cursors(endpoint, joined, &mut leftovers);
         subscriptions.count()
     }
 

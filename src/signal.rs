@@ -96,3 +96,110 @@ impl Signal {
         waker
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    use std::task::{Wake, Waker};
+    use std::time::{Duration, Instant};
+
+    use super::Signal;
+
+    /// Counts wake-ups.
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A counting waker and its counter.
+    fn counting() -> (Arc<CountingWaker>, Waker) {
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        (Arc::clone(&counter), Waker::from(counter))
+    }
+
+    /// A ring with nobody waiting is remembered: the next wait returns at
+    /// once. Arming forgets it, so a wait then times out.
+    #[test]
+    fn a_ring_is_remembered_until_armed() {
+        let signal = Signal::default();
+        assert!(signal.ring().is_none(), "no waker was left");
+        assert!(signal.wait(Some(Instant::now())));
+        assert!(signal.wait(None), "still rung: nothing armed it");
+        signal.arm();
+        let deadline = Instant::now() + Duration::from_millis(10);
+        assert!(!signal.wait(Some(deadline)));
+        assert!(Instant::now() >= deadline);
+    }
+
+    /// A thread parked in `wait` with no deadline is woken by one ring.
+    #[test]
+    fn a_ring_wakes_a_parked_thread() {
+        let signal = Arc::new(Signal::default());
+        signal.arm();
+        let (woke, woken) = mpsc::channel();
+        let waiter = {
+            let signal = Arc::clone(&signal);
+            std::thread::spawn(move || woke.send(signal.wait(None)).unwrap())
+        };
+        // Long enough for the waiter to park.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(signal.ring().is_none());
+        assert_eq!(
+            woken.recv_timeout(Duration::from_secs(60)),
+            Ok(true),
+            "the ring alone woke the parked thread"
+        );
+        waiter.join().unwrap();
+    }
+
+    /// Every parked thread is woken by one ring.
+    #[test]
+    fn a_ring_wakes_every_parked_thread() {
+        let signal = Arc::new(Signal::default());
+        signal.arm();
+        let (woke, woken) = mpsc::channel();
+        for _ in 0..2 {
+            let (signal, woke) = (Arc::clone(&signal), woke.clone());
+            std::thread::spawn(move || woke.send(signal.wait(None)).unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        drop(signal.ring());
+        for _ in 0..2 {
+            assert_eq!(woken.recv_timeout(Duration::from_secs(60)), Ok(true));
+        }
+    }
+
+    /// A ring hands back the async waker left with `set_waker`, once; a
+    /// later ring has none to hand back.
+    #[test]
+    fn a_ring_hands_back_the_waker_once() {
+        let signal = Signal::default();
+        let (counter, waker) = counting();
+        signal.set_waker(&waker);
+        signal.ring().expect("the waker left").wake();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert!(signal.ring().is_none());
+    }
+
+    /// `set_waker` with a different waker replaces the stale one; with the
+    /// same waker again it keeps the one it has.
+    #[test]
+    fn set_waker_replaces_a_stale_waker() {
+        let signal = Signal::default();
+        let (stale, stale_waker) = counting();
+        let (fresh, fresh_waker) = counting();
+        signal.set_waker(&stale_waker);
+        signal.set_waker(&fresh_waker);
+        signal.set_waker(&fresh_waker);
+        signal.ring().expect("a waker left").wake();
+        assert_eq!(
+            (stale.0.load(Ordering::SeqCst), fresh.0.load(Ordering::SeqCst)),
+            (0, 1)
+        );
+    }
+}
