@@ -90,6 +90,9 @@ pub(crate) struct Feed<P> {
     tail: AtomicU64,
 }
 
+/// An entry as a reader holds it: its stamp and its envelope.
+pub(crate) type Stamped<P> = (u64, Arc<Envelope<P>>);
+
 /// What a reader took from a feed in one [`Feed::read`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Read {
@@ -215,17 +218,18 @@ impl<P> Feed<P> {
         out.discard(envelope);
     }
 
-    /// Moves up to `max` entries from `*next` (and before `end`) into `buf`
-    /// with their stamps, advancing `*next`: the last reader of an entry
-    /// takes it, the others clone a reference. A cursor below `front` first
-    /// jumps to it (or to `end`), and the jump is reported as lost.
+    /// Takes up to `max` entries from `*next` (and before `end`),
+    /// advancing `*next`: the first is returned, the rest go to `buf`, each
+    /// with its stamp. The last reader of an entry takes it, the others
+    /// clone a reference. A cursor below `front` first jumps to it (or to
+    /// `end`), and the jump is reported as lost.
     pub(crate) fn read(
         &self,
         next: &mut u64,
         end: u64,
         max: usize,
-        buf: &mut VecDeque<(u64, Arc<Envelope<P>>)>,
-    ) -> Read {
+        buf: &mut VecDeque<Stamped<P>>,
+    ) -> (Read, Option<Stamped<P>>) {
         let mut state = self.state.lock();
         let state = &mut *state;
         let mut read = Read::default();
@@ -237,6 +241,7 @@ impl<P> Feed<P> {
             *next = kept_from;
         }
         let upto = end.min(state.tail);
+        let mut first = None;
         while *next < upto && (read.taken as usize) < max {
             let slot = &mut state.entries[(*next - state.front) as usize];
             slot.unread -= 1;
@@ -246,13 +251,17 @@ impl<P> Feed<P> {
                 slot.envelope.clone()
             };
             if let Some(envelope) = envelope {
-                buf.push_back((slot.stamp, envelope));
+                if first.is_none() {
+                    first = Some((slot.stamp, envelope));
+                } else {
+                    buf.push_back((slot.stamp, envelope));
+                }
             }
             *next += 1;
             read.taken += 1;
         }
         Self::pop_read(state);
-        read
+        (read, first)
     }
 
     /// Gives up a departing reader's claim on the entries in `from..end`,

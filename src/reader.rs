@@ -33,7 +33,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
-use crate::feed::Feed;
+use crate::feed::{Feed, Stamped};
 use crate::message::{Envelope, MessageKind, Received};
 use crate::signal::Signal;
 use crate::sync::Mutex;
@@ -66,7 +66,7 @@ pub(crate) struct Cursor<P> {
     /// entries before it were addressed to this subscriber.
     end: u64,
     /// Entries taken from the feed, not yet received, with their stamps.
-    buf: VecDeque<(u64, Arc<Envelope<P>>)>,
+    buf: VecDeque<Stamped<P>>,
     /// The feed's watch epoch when this reader's signal was left there.
     watched: Option<u64>,
 }
@@ -121,9 +121,13 @@ impl<P> ReaderState<P> {
         if !cursor.buf.is_empty() || cursor.unread() == 0 {
             return false;
         }
-        let read = cursor
-            .feed
-            .read(&mut cursor.next, cursor.end, READ_BATCH, &mut cursor.buf);
+        let (read, first) =
+            cursor
+                .feed
+                .read(&mut cursor.next, cursor.end, READ_BATCH, &mut cursor.buf);
+        if let Some(first) = first {
+            cursor.buf.push_front(first);
+        }
         self.seq += read.lost;
         self.dropped += read.lost;
         true
@@ -174,19 +178,24 @@ impl<P> ReaderState<P> {
     fn take_one(&mut self, capacity: u64, garbage: &mut Garbage<P>) -> Option<Received<P>> {
         loop {
             let cursor = &mut self.cursors[0];
-            if cursor.buf.is_empty() {
-                if cursor.unread() == 0 {
-                    return None;
+            let (pending, envelope) = match cursor.buf.pop_front() {
+                Some((_, envelope)) => (cursor.pending() + 1, envelope),
+                None => {
+                    if cursor.unread() == 0 {
+                        return None;
+                    }
+                    let (read, first) =
+                        cursor
+                            .feed
+                            .read(&mut cursor.next, cursor.end, READ_BATCH, &mut cursor.buf);
+                    self.seq += read.lost;
+                    self.dropped += read.lost;
+                    let Some((_, envelope)) = first else {
+                        continue;
+                    };
+                    (cursor.pending() + 1, envelope)
                 }
-                let read = cursor
-                    .feed
-                    .read(&mut cursor.next, cursor.end, READ_BATCH, &mut cursor.buf);
-                self.seq += read.lost;
-                self.dropped += read.lost;
-                continue;
-            }
-            let pending = cursor.pending();
-            let (_, envelope) = cursor.buf.pop_front()?;
+            };
             let seq = self.seq;
             self.seq += 1;
             if pending > capacity {

@@ -87,9 +87,9 @@ const SHARD_SHIFT: u32 = 40;
 #[repr(align(128))]
 struct CachePadded<T>(T);
 
-/// A publish's pattern messages: each matching pattern's feed, with the
-/// envelope to append (taken when appended).
-type PatternMessages<P> = Vec<(Arc<Feed<P>>, Option<Arc<Envelope<P>>>)>;
+/// The patterns a publish matches: each one's feed and name, with the copy
+/// of the payload its message will carry (taken when it is appended).
+type PatternMatches<P> = Vec<(Arc<Feed<P>>, Bytes, Option<P>)>;
 
 /// A subscribed pattern.
 #[derive(Debug)]
@@ -609,10 +609,13 @@ impl<P: Clone> Registry<P> {
         let hash = self.hash(channel);
         // Patterns are matched, and the payload cloned for each match,
         // before any channel lock is taken: a payload's `Clone` may publish.
-        let mut pattern_messages = if ns == Namespace::Channel
+        // The feeds stay here until after the shard is released: a pattern
+        // unsubscribed meanwhile may leave this publish holding the last
+        // reference to its feed.
+        let mut matches = if ns == Namespace::Channel
             && self.pattern_count.load(Ordering::Acquire) > 0
         {
-            self.pattern_messages(channel, &payload)
+            self.pattern_matches(channel, &payload)
         } else {
             Vec::new()
         };
@@ -629,54 +632,46 @@ impl<P: Clone> Registry<P> {
             return 0;
         }
         let clock = &self.stamps.0;
-        match shard.find(ns, hash, channel) {
+        let entry = shard.find(ns, hash, channel);
+        match entry {
             Some(entry) => {
                 let envelope = Envelope::new(kind, entry.name.clone(), None, payload);
                 entry.feed.append(envelope, clock, &mut delivery);
             }
             None => delivery.unused = Some(payload),
         }
-        // The feeds stay in `pattern_messages` until after the shard is
-        // released: a pattern unsubscribed meanwhile may leave this publish
-        // holding the last reference to its feed.
-        for (feed, envelope) in &mut pattern_messages {
-            if let Some(envelope) = envelope.take() {
-                feed.append(envelope, clock, &mut delivery);
+        if !matches.is_empty() {
+            // The active channel's name is shared; otherwise one copy.
+            let name = entry.map_or_else(|| Bytes::copy_from_slice(channel), |e| e.name.clone());
+            for (feed, pattern, copy) in &mut matches {
+                if let Some(copy) = copy.take() {
+                    let envelope = Envelope::new(
+                        MessageKind::PMessage,
+                        name.clone(),
+                        Some(pattern.clone()),
+                        copy,
+                    );
+                    feed.append(envelope, clock, &mut delivery);
+                }
             }
         }
         drop(shard);
         delivery.finish()
     }
 
-    /// The pattern messages for a publish on `channel`: each matching
-    /// pattern's feed with its envelope. Matched under the index's read
-    /// lock; the payload is cloned after it is released.
-    fn pattern_messages(
-        &self,
-        channel: &[u8],
-        payload: &P,
-    ) -> PatternMessages<P> {
-        let mut matched = Vec::new();
+    /// The patterns matching `channel`, each with its feed, its name and a
+    /// copy of the payload. Matched under the index's read lock; the
+    /// payload is cloned after it is released.
+    fn pattern_matches(&self, channel: &[u8], payload: &P) -> PatternMatches<P> {
+        let mut matches = Vec::new();
         self.patterns
             .read()
             .for_each_match(channel, |pattern, entry| {
-                matched.push((Arc::clone(&entry.feed), pattern.clone()));
+                matches.push((Arc::clone(&entry.feed), pattern.clone(), None));
             });
-        if matched.is_empty() {
-            return Vec::new();
+        for (_, _, copy) in &mut matches {
+            *copy = Some(payload.clone());
         }
-        let name = Bytes::copy_from_slice(channel);
-        matched
-            .into_iter()
-            .map(|(feed, pattern)| {
-                let envelope = Envelope::new(
-                    MessageKind::PMessage,
-                    name.clone(),
-                    Some(pattern),
-                    payload.clone(),
-                );
-                (feed, Some(envelope))
-            })
-            .collect()
+        matches
     }
 }
