@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::builder::{BrokerBuilder, SubscriberBuilder};
 use crate::filter::ChannelFilter;
+use crate::interest::InterestWatch;
 use crate::queue::OverflowPolicy;
 use crate::registry::{Namespace, Registry};
 use crate::subscriber::Subscriber;
@@ -321,6 +322,41 @@ impl<P> Broker<P> {
     /// ```
     pub fn close(&self) {
         self.inner.close();
+    }
+
+    /// Watches subscription interest: which channels, patterns and shard
+    /// channels have at least one subscriber, and when that changes. The
+    /// watch first reports every name held now, then each change; see
+    /// [`InterestWatch`].
+    ///
+    /// A bridge to another broker follows it to hold one upstream
+    /// subscription per name held here; a test can use it to wait until the
+    /// code under test has subscribed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tannoy::InterestKind;
+    ///
+    /// let broker = tannoy::Broker::new();
+    /// let watch = broker.watch_interest();
+    /// let (a, b) = (broker.subscriber(), broker.subscriber());
+    /// a.subscribe(["news"]);
+    /// b.subscribe(["news"]); // not a change: "news" is held already
+    /// let first = watch.try_next().unwrap();
+    /// assert_eq!((first.kind(), first.is_active()), (InterestKind::Channel, true));
+    /// assert!(watch.try_next().is_none());
+    /// drop(a);
+    /// drop(b); // the last subscriber leaves
+    /// assert!(!watch.try_next().unwrap().is_active());
+    /// ```
+    pub fn watch_interest(&self) -> InterestWatch
+    where
+        P: Send + Sync + 'static,
+    {
+        let watcher = self.inner.watch();
+        let registry = Arc::clone(&self.inner);
+        InterestWatch::new(watcher, Box::new(move |w| registry.unwatch(w)))
     }
 
     /// Whether [`close`](Self::close) has been called (or every handle

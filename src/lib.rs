@@ -205,6 +205,7 @@ mod endpoint;
 mod error;
 mod feed;
 mod filter;
+mod interest;
 mod message;
 mod pattern;
 mod queue;
@@ -222,6 +223,7 @@ pub use builder::{
 pub use bytes::Bytes;
 pub use error::{RecvError, RecvTimeoutError, TryRecvError};
 pub use filter::ChannelFilter;
+pub use interest::{InterestChange, InterestKind, InterestWatch};
 pub use message::{Message, MessageKind};
 pub use pattern::{Pattern, glob_match};
 pub use queue::OverflowPolicy;

@@ -59,6 +59,7 @@ use crate::builder::MAX_SHARDS;
 use crate::delivery::Delivery;
 use crate::endpoint::{Endpoint, Inbox, Subscriptions};
 use crate::feed::Feed;
+use crate::interest::{InterestKind, Watcher};
 use crate::message::{Envelope, MessageKind};
 use crate::pattern::Pattern;
 use crate::pattern::index::PatternIndex;
@@ -75,6 +76,16 @@ pub(crate) enum Namespace {
     Channel,
     /// Shard channels of `SSUBSCRIBE` / `SPUBLISH`.
     Shard,
+}
+
+impl Namespace {
+    /// How interest watchers name this namespace.
+    fn interest(self) -> InterestKind {
+        match self {
+            Self::Channel => InterestKind::Channel,
+            Self::Shard => InterestKind::ShardChannel,
+        }
+    }
 }
 
 /// Bits of the channel hash below the shard index (see [`MAX_SHARDS`]):
@@ -165,6 +176,11 @@ pub(crate) struct Registry<P> {
     pub(crate) queue_capacity: usize,
     /// Overflow policy for subscribers created with `subscriber()`.
     pub(crate) overflow_policy: OverflowPolicy,
+    /// Interest watchers (see `interest.rs`). Lock order: taken under a
+    /// shard or the pattern index, never the other way round.
+    watchers: Mutex<Vec<Arc<Watcher>>>,
+    /// `watchers.len()`, so subscribing skips the list while nobody watches.
+    watching: AtomicUsize,
 }
 
 impl<P> Registry<P> {
@@ -192,7 +208,60 @@ impl<P> Registry<P> {
             stamps: CachePadded(AtomicU64::new(0)),
             queue_capacity,
             overflow_policy,
+            watchers: Mutex::new(Vec::new()),
+            watching: AtomicUsize::new(0),
         }
+    }
+
+    /// Tells the interest watchers that `name` became active or inactive.
+    /// Called under the lock that guards `name` (its shard, or the pattern
+    /// index), so each watcher sees a name's changes in order.
+    fn note_interest(&self, kind: InterestKind, name: &Bytes, active: bool, wakers: &mut Vec<Waker>) {
+        if self.watching.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        for watcher in self.watchers.lock().iter() {
+            wakers.extend(watcher.note(kind, name, active));
+        }
+    }
+
+    /// Registers an interest watcher and tells it every name held now.
+    pub(crate) fn watch(&self) -> Arc<Watcher> {
+        let watcher = Arc::new(Watcher::default());
+        {
+            let mut watchers = self.watchers.lock();
+            watchers.push(Arc::clone(&watcher));
+            self.watching.store(watchers.len(), Ordering::Release);
+        }
+        if self.closed.load(Ordering::Acquire) {
+            drop(watcher.close());
+        }
+        // What is held now, each name read under the lock its changes are
+        // noted under, so the snapshot and the changes agree.
+        for shard in self.shards.iter() {
+            let shard = shard.0.lock();
+            for (ns, kind) in [
+                (Namespace::Channel, InterestKind::Channel),
+                (Namespace::Shard, InterestKind::ShardChannel),
+            ] {
+                for entry in shard.entries(ns) {
+                    drop(watcher.note(kind, &entry.name, true));
+                }
+            }
+        }
+        let index = self.patterns.read();
+        for (pattern, _) in index.iter() {
+            drop(watcher.note(InterestKind::Pattern, pattern, true));
+        }
+        drop(index);
+        watcher
+    }
+
+    /// Unregisters an interest watcher.
+    pub(crate) fn unwatch(&self, watcher: &Arc<Watcher>) {
+        let mut watchers = self.watchers.lock();
+        watchers.retain(|w| !Arc::ptr_eq(w, watcher));
+        self.watching.store(watchers.len(), Ordering::Release);
     }
 
     /// The number of shards.
@@ -292,6 +361,12 @@ impl<P> Registry<P> {
             drop(shard.0.lock());
         }
         self.closed.store(true, Ordering::Release);
+        let watchers: Vec<_> = self.watchers.lock().clone();
+        for watcher in &watchers {
+            if let Some(waker) = watcher.close() {
+                waker.wake();
+            }
+        }
         let endpoints: Vec<_> = self.endpoints.lock().values().cloned().collect();
         for endpoint in &endpoints {
             let waker = match &endpoint.inbox {
@@ -384,8 +459,10 @@ impl<P> Registry<P> {
             return;
         };
         let end = self.leave_feed(&feed, endpoint, leftovers);
+        if last {
+            self.note_interest(ns.interest(), &Bytes::copy_from_slice(name), false, &mut leftovers.wakers);
+        }
         drop(shard);
-        let _ = last;
         match end {
             Some(end) => left.push((feed, end)),
             None => leftovers.feeds.push(feed),
@@ -417,6 +494,7 @@ impl<P> Registry<P> {
                 if let Some(entry) = index.remove(pattern) {
                     leftovers.feeds.push(entry.feed);
                 }
+                self.note_interest(InterestKind::Pattern, pattern, false, &mut leftovers.wakers);
             }
             match end {
                 Some(end) => left.push((feed, end)),
@@ -483,13 +561,10 @@ impl<P> Registry<P> {
                 held.insert(name.clone());
                 let hash = self.hash(&name);
                 let mut shard = self.shard(hash).lock();
-                let feed = shard.join(
-                    ns,
-                    hash,
-                    &name,
-                    |n| self.hash(n),
-                    Feed::new,
-                );
+                let (feed, created) = shard.join(ns, hash, &name, |n| self.hash(n), Feed::new);
+                if created {
+                    self.note_interest(ns.interest(), &name, true, &mut leftovers.wakers);
+                }
                 let start = self.join_feed(&feed, endpoint);
                 drop(shard);
                 // At once, so the next join sees this cursor (see
@@ -559,6 +634,7 @@ impl<P> Registry<P> {
                             members: 1,
                         },
                     );
+                    self.note_interest(InterestKind::Pattern, &pattern, true, &mut leftovers.wakers);
                     feed
                 }
             };

@@ -67,7 +67,8 @@ impl<P> Shard<P> {
 
     /// Counts one more member of channel `name`, creating the channel (with
     /// a feed made by `new_feed`) if it was not active. `rehash` recomputes
-    /// an entry's hash when the table grows. Returns the channel's feed.
+    /// an entry's hash when the table grows. Returns the channel's feed, and
+    /// whether this made the channel active.
     pub(crate) fn join(
         &mut self,
         ns: Namespace,
@@ -75,12 +76,12 @@ impl<P> Shard<P> {
         name: &Bytes,
         rehash: impl Fn(&[u8]) -> u64,
         new_feed: impl FnOnce() -> Arc<Feed<P>>,
-    ) -> Arc<Feed<P>> {
+    ) -> (Arc<Feed<P>>, bool) {
         let table = self.table_mut(ns);
         match table.find_mut(hash, |e| e.name == name) {
             Some(entry) => {
                 entry.members += 1;
-                Arc::clone(&entry.feed)
+                (Arc::clone(&entry.feed), false)
             }
             None => {
                 let feed = new_feed();
@@ -93,7 +94,7 @@ impl<P> Shard<P> {
                     },
                     |e| rehash(&e.name),
                 );
-                feed
+                (feed, true)
             }
         }
     }
