@@ -146,7 +146,7 @@ async fn connect(
 
     // Subscribe now, before the 101 response goes out: a client that has
     // seen its connection open will receive everything published after.
-    let mut subscriber = broker
+    let subscriber = broker
         .subscriber_builder()
         .queue_capacity(QUEUE_CAPACITY)
         .build();
