@@ -622,11 +622,24 @@ mod tests {
             Waker::from(Arc::clone(&stale)),
             Waker::from(Arc::clone(&fresh)),
         );
-        assert!(q.poll_pop(&mut Context::from_waker(&stale_waker)).is_pending());
-        assert!(q.poll_pop(&mut Context::from_waker(&fresh_waker)).is_pending());
-        assert!(q.poll_pop(&mut Context::from_waker(&fresh_waker)).is_pending());
+        assert!(
+            q.poll_pop(&mut Context::from_waker(&stale_waker))
+                .is_pending()
+        );
+        assert!(
+            q.poll_pop(&mut Context::from_waker(&fresh_waker))
+                .is_pending()
+        );
+        assert!(
+            q.poll_pop(&mut Context::from_waker(&fresh_waker))
+                .is_pending()
+        );
         push(&q, 'x');
-        assert_eq!(stale.0.load(Ordering::SeqCst), 0, "the stale waker was kept");
+        assert_eq!(
+            stale.0.load(Ordering::SeqCst),
+            0,
+            "the stale waker was kept"
+        );
         assert_eq!(fresh.0.load(Ordering::SeqCst), 1);
         push(&q, 'y');
         assert_eq!(fresh.0.load(Ordering::SeqCst), 1, "a waker is woken once");

@@ -198,7 +198,10 @@ mod tests {
         signal.set_waker(&fresh_waker);
         signal.ring().expect("a waker left").wake();
         assert_eq!(
-            (stale.0.load(Ordering::SeqCst), fresh.0.load(Ordering::SeqCst)),
+            (
+                stale.0.load(Ordering::SeqCst),
+                fresh.0.load(Ordering::SeqCst)
+            ),
             (0, 1)
         );
     }

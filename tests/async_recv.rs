@@ -4,16 +4,17 @@
 //! visible through `Message::seq`.
 
 use std::collections::HashMap;
-use std::pin::pin;
+use std::future::Future;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::thread;
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::task::{ArcWake, waker};
-use tannoy::{Broker, Bytes, MessageKind, OverflowPolicy, RecvError};
+use futures::{Stream, StreamExt};
+use tannoy::{Broker, Bytes, MessageKind, OverflowPolicy, RecvError, Subscriber};
 
 /// Bounds every await that could hang if a wake-up were lost.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -168,74 +169,172 @@ async fn stream_ends_after_disconnect_for_overflow() {
     assert_eq!(broker.numsub(["c"])[0].1, 0);
 }
 
-/// A `recv_async` future dropped while pending takes nothing with it: the
-/// message published afterwards is received by the next call.
-#[test]
-fn dropped_pending_recv_takes_nothing() {
-    let broker = Broker::new();
-    let mut sub = broker.subscriber();
-    sub.subscribe(["c"]);
+/// Every overflow policy: feed readers (`DropOldest`) and subscribers with
+/// their own queue (`DropNewest`, `Disconnect`) take different paths.
+const POLICIES: [OverflowPolicy; 3] = [
+    OverflowPolicy::DropOldest,
+    OverflowPolicy::DropNewest,
+    OverflowPolicy::Disconnect,
+];
+
+/// A waker counting its wake-ups, and the counter.
+fn counting_waker() -> (Arc<CountingWaker>, std::task::Waker) {
     let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
     let waker = waker(Arc::clone(&counter));
-    let mut cx = Context::from_waker(&waker);
-    {
-        let mut recv = pin!(sub.recv_async());
-        assert!(recv.as_mut().poll(&mut cx).is_pending());
-    } // dropped while pending
-    broker.publish("c", "kept");
-    let msg = futures::executor::block_on(sub.recv_async()).expect("open");
-    assert_eq!((msg.payload(), msg.seq()), (&Bytes::from("kept"), 0));
+    (counter, waker)
 }
 
-/// Dropping a pending `recv_async` future loses nothing: racing it against
-/// a timer over and over, while another thread publishes, still receives
-/// every message exactly once and in order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelled_recv_loses_no_message() {
+/// Polls `sub` once, through `recv_async` or as a `Stream`, with `waker`;
+/// returns the payload if a message was ready.
+fn poll_once(sub: &mut Subscriber, stream: bool, waker: &std::task::Waker) -> Poll<Bytes> {
+    let mut cx = Context::from_waker(waker);
+    if stream {
+        Pin::new(sub)
+            .poll_next(&mut cx)
+            .map(|msg| msg.expect("open").into_payload())
+    } else {
+        pin!(sub.recv_async())
+            .as_mut()
+            .poll(&mut cx)
+            .map(|msg| msg.expect("open").into_payload())
+    }
+}
+
+/// A pending receiver polled again with a different waker (its task moved,
+/// or `select!` built a new future) is woken through the new waker only:
+/// the stale one is replaced, not kept. Every policy, `recv_async` and
+/// `Stream`.
+#[test]
+fn repoll_with_a_new_waker_replaces_the_stale_one() {
+    for policy in POLICIES {
+        for stream in [false, true] {
+            let broker = Broker::new();
+            let mut sub = broker.subscriber_with(policy);
+            sub.subscribe(["c"]);
+            let (stale, stale_waker) = counting_waker();
+            let (fresh, fresh_waker) = counting_waker();
+            assert!(poll_once(&mut sub, stream, &stale_waker).is_pending());
+            assert!(poll_once(&mut sub, stream, &fresh_waker).is_pending());
+            assert_eq!(broker.publish("c", "x"), 1);
+            let woken = (
+                stale.0.load(Ordering::SeqCst),
+                fresh.0.load(Ordering::SeqCst),
+            );
+            assert_eq!(
+                woken,
+                (0, 1),
+                "{policy:?}, stream: {stream}: (stale, fresh)"
+            );
+            assert_eq!(
+                poll_once(&mut sub, stream, &fresh_waker),
+                Poll::Ready(Bytes::from("x"))
+            );
+        }
+    }
+}
+
+/// A receive future woken by a publish and then dropped before it is
+/// polled again (cancelled, as `select!` drops the losing branch) takes
+/// nothing with it: the message it was woken for is received next, with
+/// its `seq`, and so is the one after. Every policy, `recv_async` and
+/// `Stream`, exact and pattern subscriptions.
+#[test]
+fn woken_recv_dropped_before_its_next_poll_takes_nothing() {
+    for policy in POLICIES {
+        for stream in [false, true] {
+            let broker = Broker::new();
+            let mut sub = broker.subscriber_with(policy);
+            sub.subscribe(["c"]);
+            sub.psubscribe(["c*"]);
+            let (counter, waker) = counting_waker();
+            assert!(poll_once(&mut sub, stream, &waker).is_pending());
+            assert_eq!(broker.publish("c", "kept"), 2);
+            assert_eq!(counter.0.load(Ordering::SeqCst), 1, "woken, then dropped");
+            assert_eq!(broker.publish("c", "next"), 2);
+            let got: Vec<(u64, Bytes)> = sub
+                .try_iter()
+                .map(|m| (m.seq(), m.payload().clone()))
+                .collect();
+            let expected: Vec<(u64, Bytes)> = vec![
+                (0, "kept".into()),
+                (1, "kept".into()),
+                (2, "next".into()),
+                (3, "next".into()),
+            ];
+            assert_eq!(got, expected, "{policy:?}, stream: {stream}");
+            assert_eq!(sub.dropped(), 0);
+        }
+    }
+}
+
+/// Cancelling receive futures loses nothing while another thread
+/// publishes: every other pending future is dropped after the publish
+/// that wakes it (so a message is waiting for it when it is cancelled),
+/// the rest are polled to completion, and every message still arrives
+/// exactly once, in order, with consecutive `seq`s. Every policy.
+#[test]
+fn cancelled_recv_loses_no_message() {
     const COUNT: u64 = 2_000;
-    let broker = Broker::builder().queue_capacity(COUNT as usize).build();
-    let mut sub = broker.subscriber();
-    sub.subscribe(["ticks"]);
-
-    let publisher = broker.clone();
-    let feeder = thread::spawn(move || {
-        for i in 0..COUNT {
-            publisher.publish("ticks", i.to_string());
-            if i % 64 == 0 {
-                thread::yield_now();
+    for policy in POLICIES {
+        let broker = Broker::builder().queue_capacity(COUNT as usize).build();
+        let mut sub = broker.subscriber_with(policy);
+        sub.subscribe(["ticks"]);
+        let publisher = broker.clone();
+        let feeder = thread::spawn(move || {
+            for i in 0..COUNT {
+                publisher.publish("ticks", i.to_string());
+                if i % 8 == 0 {
+                    thread::sleep(Duration::from_micros(50));
+                }
             }
-        }
-    });
+        });
 
-    let mut received = Vec::new();
-    let mut cancelled = 0u32;
-    tokio::time::timeout(PATIENCE, async {
+        let (counter, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut received = Vec::new();
+        let mut cancelled_after_wake = 0u32;
+        let deadline = std::time::Instant::now() + PATIENCE;
         while (received.len() as u64) < COUNT {
-            tokio::select! {
-                msg = sub.recv_async() => received.push(msg.expect("open")),
-                // Often fires first, dropping the pending future.
-                _ = tokio::task::yield_now() => cancelled += 1,
+            let mut recv = pin!(sub.recv_async());
+            let woken = counter.0.load(Ordering::SeqCst);
+            match recv.as_mut().poll(&mut cx) {
+                Poll::Ready(msg) => received.push(msg.expect("open")),
+                Poll::Pending => {
+                    while counter.0.load(Ordering::SeqCst) == woken {
+                        assert!(std::time::Instant::now() < deadline, "never woken");
+                        thread::yield_now();
+                    }
+                    if cancelled_after_wake as usize <= received.len() / 2 {
+                        // Dropped with a message waiting for it.
+                        cancelled_after_wake += 1;
+                        continue;
+                    }
+                    match recv.as_mut().poll(&mut cx) {
+                        Poll::Ready(msg) => received.push(msg.expect("open")),
+                        Poll::Pending => panic!("woken with nothing to receive"),
+                    }
+                }
             }
         }
-    })
-    .await
-    .expect("received everything");
-    feeder.join().unwrap();
-
-    eprintln!("{cancelled} pending receives were cancelled");
-    let payloads: Vec<u64> = received
-        .iter()
-        .map(|m| std::str::from_utf8(m.payload()).unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(payloads, (0..COUNT).collect::<Vec<_>>());
-    assert!(
-        received
+        feeder.join().unwrap();
+        assert!(
+            cancelled_after_wake > 0,
+            "no future was cancelled after its wake-up"
+        );
+        let payloads: Vec<u64> = received
             .iter()
-            .enumerate()
-            .all(|(i, m)| m.seq() == i as u64)
-    );
-    assert_eq!(sub.dropped(), 0);
-    assert!(sub.try_recv().is_err());
+            .map(|m| std::str::from_utf8(m.payload()).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(payloads, (0..COUNT).collect::<Vec<_>>(), "{policy:?}");
+        assert!(
+            received
+                .iter()
+                .enumerate()
+                .all(|(i, m)| m.seq() == i as u64)
+        );
+        assert_eq!(sub.dropped(), 0);
+        assert!(sub.try_recv().is_err());
+    }
 }
 
 /// Many tasks, each with its own subscriber, on a multi-threaded runtime:

@@ -657,7 +657,10 @@ fn panicking_clone_delivers_nothing_and_disconnects_nobody() {
     assert!(!strict.is_disconnected());
     assert_eq!(strict.dropped(), 0);
     assert_eq!(broker.numsub(["c"])[0].1, 1);
-    assert!(watcher.try_recv().is_err(), "nothing of the panicking publish arrived");
+    assert!(
+        watcher.try_recv().is_err(),
+        "nothing of the panicking publish arrived"
+    );
 
     assert_eq!(broker.publish("c", fragile(3, isize::MAX)), 3);
     assert!(strict.is_disconnected());
@@ -796,7 +799,8 @@ fn deadlock_guarded(f: impl FnOnce() + Send + 'static) {
 
 /// A payload's `Drop` may use the broker: when drop-oldest evicts a message
 /// during a publish, the evicted payload's `Drop` can itself publish, even
-/// to a channel under the same lock (one shard), without deadlocking.
+/// to a channel under the same lock (one shard), without deadlocking; and
+/// it runs during the publish that evicts it, once per evicted message.
 #[test]
 fn evicted_payload_drop_may_publish() {
     deadlock_guarded(|| {
@@ -806,16 +810,27 @@ fn evicted_payload_drop_may_publish() {
             .build();
         let sub = broker.subscriber();
         sub.subscribe(["jobs"]);
-        let audit = broker.subscriber();
+        let audit = broker.subscriber_builder().queue_capacity(8).build();
         audit.subscribe(["audit"]);
-        for _ in 0..3 {
+        for published in 0..3 {
             let job = Notifier {
                 broker: Some(broker.clone()),
             };
             assert_eq!(broker.publish("jobs", job), 1);
+            assert_eq!(
+                audit.len(),
+                published,
+                "every earlier job was evicted, and announced itself, by the next publish"
+            );
         }
-        assert!(sub.dropped() >= 2);
-        assert!(!audit.is_empty(), "evicted jobs announced themselves");
+        assert_eq!(sub.dropped(), 2);
+        assert_eq!(sub.len(), 1);
+        assert_eq!(
+            audit.try_iter().count(),
+            2,
+            "each evicted job announced itself once"
+        );
+        assert_eq!(audit.dropped(), 0);
     });
 }
 

@@ -1,10 +1,17 @@
 //! Delivery: who receives what, as which kind of message, in which order,
 //! and what `publish` / `spublish` return (semantics spec §3 and §6).
 
+#[path = "support/watchdog.rs"]
+mod watchdog;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
 
-use tannoy::{Broker, BrokerBuilder, Bytes, Message, MessageKind, Subscriber, TryRecvError};
+use tannoy::{
+    Broker, BrokerBuilder, Bytes, Message, MessageKind, OverflowPolicy, Subscriber, TryRecvError,
+};
 
 /// A received message as plain owned data, for comparisons:
 /// (kind as Redis names it, channel, pattern, payload).
@@ -265,6 +272,56 @@ fn try_recv_right_after_publish_sees_the_message() {
         assert_eq!(exact.try_recv().unwrap().payload(), payload.as_str());
         assert_eq!(pattern.try_recv().unwrap().payload(), payload.as_str());
         assert_eq!(shard.try_recv().unwrap().payload(), payload.as_str());
+    }
+}
+
+/// A receiver parked in a blocking `recv()` (no timeout, and the broker
+/// stays open) is woken by one publish alone, whatever subscription
+/// delivers it: for a feed reader (`DropOldest`), which waits on every
+/// feed it reads at once, and for a subscriber with its own queue
+/// (`DropNewest`, `Disconnect`).
+#[test]
+fn a_parked_recv_is_woken_by_one_publish() {
+    /// A named publish and what it delivers.
+    type Case = (&'static str, fn(&Broker) -> usize, Got);
+    let publishes: [Case; 4] = [
+        ("exact", |b| b.publish("c", "x"), message(b"c", b"x")),
+        (
+            "second exact",
+            |b| b.publish("c2", "x"),
+            message(b"c2", b"x"),
+        ),
+        (
+            "pattern",
+            |b| b.publish("p1", "x"),
+            pmessage(b"p*", b"p1", b"x"),
+        ),
+        ("shard", |b| b.spublish("s", "x"), smessage(b"s", b"x")),
+    ];
+    for policy in [
+        OverflowPolicy::DropOldest,
+        OverflowPolicy::DropNewest,
+        OverflowPolicy::Disconnect,
+    ] {
+        for (kind, publish, expected) in publishes.clone() {
+            let what = format!("{policy:?}, {kind}: a parked recv was never woken");
+            let received = watchdog::guarded(Duration::from_secs(60), &what, move || {
+                let broker = Broker::new();
+                let sub = broker.subscriber_with(policy);
+                sub.subscribe(["c", "c2"]);
+                sub.psubscribe(["p*"]);
+                sub.ssubscribe(["s"]);
+                let receiver = thread::spawn(move || sub.recv().map(|msg| got(&msg)));
+                // Long enough for the receiver to give up spinning and park;
+                // the broker stays open until it has returned.
+                thread::sleep(Duration::from_millis(50));
+                assert_eq!(publish(&broker), 1);
+                let received = receiver.join().unwrap();
+                drop(broker);
+                received
+            });
+            assert_eq!(received, Ok(expected), "{policy:?}, {kind}");
+        }
     }
 }
 
