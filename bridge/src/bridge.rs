@@ -41,8 +41,10 @@ const SYNC_QUEUE: usize = 64;
 #[derive(Clone)]
 #[must_use = "a BridgeBuilder does nothing until started"]
 pub struct BridgeBuilder {
-    /// The server's URL.
-    url: Option<String>,
+    /// The server's URL, or the cluster's seed nodes' URLs.
+    urls: Vec<String>,
+    /// Whether `urls` are nodes of a Redis Cluster.
+    cluster: bool,
     /// Overrides the URL's user.
     username: Option<String>,
     /// Overrides the URL's password.
@@ -60,7 +62,8 @@ pub struct BridgeBuilder {
 impl fmt::Debug for BridgeBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BridgeBuilder")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
+            .field("cluster", &self.cluster)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("connect_timeout", &self.connect_timeout)
@@ -73,7 +76,8 @@ impl fmt::Debug for BridgeBuilder {
 impl Default for BridgeBuilder {
     fn default() -> Self {
         Self {
-            url: None,
+            urls: Vec::new(),
+            cluster: false,
             username: None,
             password: None,
             broker: None,
@@ -90,7 +94,9 @@ impl Default for BridgeBuilder {
 
 impl BridgeBuilder {
     /// The server: `redis://[user[:password]@]host[:port][/db]`, or
-    /// `redis+unix:///path`. No default; required.
+    /// `redis+unix:///path`. No default; this or
+    /// [`cluster_nodes`](Self::cluster_nodes) is required, and the last
+    /// one called wins.
     ///
     /// The bridge always speaks RESP3 (Redis 6 or later, any Valkey): its
     /// pushes carry subscription confirmations in order with messages,
@@ -103,7 +109,35 @@ impl BridgeBuilder {
     /// let _builder = tannoy_redis::Bridge::builder().url("redis://127.0.0.1:6379/0");
     /// ```
     pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.url = Some(url.into());
+        self.urls = vec![url.into()];
+        self.cluster = false;
+        self
+    }
+
+    /// Seed nodes of a Redis Cluster (`redis://host:port` each; one
+    /// reachable node is enough, more survive a node being down). The
+    /// bridge then holds channels and patterns on one connection to one
+    /// node (the cluster propagates every `PUBLISH` to all nodes), trying
+    /// the seeds in turn when it reconnects, and shard channels on a
+    /// cluster connection that sends each `SSUBSCRIBE` and `SPUBLISH` to
+    /// the node owning the channel's slot, and follows slots that move.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = tannoy_redis::Bridge::builder().cluster_nodes([
+    ///     "redis://10.0.0.1:7000",
+    ///     "redis://10.0.0.2:7000",
+    /// ]);
+    /// assert!(format!("{builder:?}").contains("cluster: true"));
+    /// ```
+    pub fn cluster_nodes<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.urls = urls.into_iter().map(Into::into).collect();
+        self.cluster = true;
         self
     }
 
@@ -249,20 +283,27 @@ impl BridgeBuilder {
         let broker = self.broker.ok_or(Error::from_kind(ErrorKind::NoBroker))?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::from_kind(ErrorKind::InvalidConfig))?;
-        let url = self.url.ok_or(Error::from_kind(ErrorKind::InvalidConfig))?;
-        let info = url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| Error::with_source(ErrorKind::InvalidConfig, e))?;
-        let mut redis = info.redis_settings().clone();
-        if let Some(username) = &self.username {
-            redis = redis.set_username(username);
+        if self.urls.is_empty() {
+            return Err(Error::from_kind(ErrorKind::InvalidConfig));
         }
-        if let Some(password) = &self.password {
-            redis = redis.set_password(password);
+        let mut nodes = Vec::with_capacity(self.urls.len());
+        for url in &self.urls {
+            let info = url
+                .as_str()
+                .into_connection_info()
+                .map_err(|e| Error::with_source(ErrorKind::InvalidConfig, e))?;
+            let mut redis = info.redis_settings().clone();
+            if let Some(username) = &self.username {
+                redis = redis.set_username(username);
+            }
+            if let Some(password) = &self.password {
+                redis = redis.set_password(password);
+            }
+            nodes.push(resp3(info.set_redis_settings(redis)));
         }
         let dial = Dial {
-            info: resp3(info.set_redis_settings(redis)),
+            nodes,
+            cluster: self.cluster,
             connect_timeout: self.connect_timeout,
             response_timeout: self.response_timeout,
         };
@@ -273,7 +314,7 @@ impl BridgeBuilder {
         while let Some(change) = watch.try_next() {
             wanted.apply(change);
         }
-        let mut link = Link::connect(&dial, &broker)
+        let mut link = Link::connect(&dial, &broker, 0)
             .await
             .map_err(|e| Error::with_source(ErrorKind::Connect, e))?;
         let mut have = Names::default();
@@ -287,7 +328,7 @@ impl BridgeBuilder {
         });
         let shared = Arc::new(Shared {
             broker,
-            conn: Mutex::new(Some(link.conn.clone())),
+            conn: Mutex::new(Some(link.conns.clone())),
             status,
         });
         let (sync_tx, syncs) = mpsc::channel(SYNC_QUEUE);
@@ -300,6 +341,7 @@ impl BridgeBuilder {
             syncs,
             shutdown,
             wanted,
+            attempts: 0,
         };
         let handle = runtime.spawn(task.run(link, have));
         Ok(Bridge {
@@ -393,7 +435,9 @@ impl Bridge {
     /// server's reply: how many upstream **connections** received it
     /// (each bridged process counts once per subscription or matching
     /// pattern it holds upstream, whatever its number of local
-    /// subscribers; a direct Redis subscriber counts as itself).
+    /// subscribers; a direct Redis subscriber counts as itself). In a
+    /// Redis Cluster the count covers only the node that received the
+    /// publish, as Redis documents, while delivery reaches every node.
     ///
     /// The message reaches local subscribers only through the server, as
     /// it reaches every other bridged process: once, in the server's
@@ -427,7 +471,7 @@ impl Bridge {
         channel: impl AsRef<[u8]>,
         payload: impl AsRef<[u8]>,
     ) -> Result<usize, Error> {
-        self.command("PUBLISH", channel.as_ref(), payload.as_ref())
+        self.command(false, channel.as_ref(), payload.as_ref())
             .await
     }
 
@@ -458,13 +502,12 @@ impl Bridge {
         channel: impl AsRef<[u8]>,
         payload: impl AsRef<[u8]>,
     ) -> Result<usize, Error> {
-        self.command("SPUBLISH", channel.as_ref(), payload.as_ref())
-            .await
+        self.command(true, channel.as_ref(), payload.as_ref()).await
     }
 
-    /// Sends `command channel payload` and reads an integer reply.
-    async fn command(&self, command: &str, channel: &[u8], payload: &[u8]) -> Result<usize, Error> {
-        let Some(mut conn) = self.shared.conn() else {
+    /// Sends `PUBLISH` (or, for `shard`, `SPUBLISH`) and reads the count.
+    async fn command(&self, shard: bool, channel: &[u8], payload: &[u8]) -> Result<usize, Error> {
+        let Some(conns) = self.shared.conn() else {
             let kind = if self.status().state() == State::Closed {
                 ErrorKind::Closed
             } else {
@@ -472,12 +515,16 @@ impl Bridge {
             };
             return Err(Error::from_kind(kind));
         };
-        let count: i64 = redis::cmd(command)
-            .arg(channel)
-            .arg(payload)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| Error::with_source(ErrorKind::Upstream, e))?;
+        let mut cmd = redis::cmd(if shard { "SPUBLISH" } else { "PUBLISH" });
+        cmd.arg(channel).arg(payload);
+        let count: i64 = match conns.shards {
+            Some(mut shards) if shard => cmd.query_async(&mut shards).await,
+            _ => {
+                let mut node = conns.node;
+                cmd.query_async(&mut node).await
+            }
+        }
+        .map_err(|e| Error::with_source(ErrorKind::Upstream, e))?;
         Ok(usize::try_from(count).unwrap_or(0))
     }
 

@@ -1,5 +1,5 @@
 //! Joins a local [`tannoy::Broker`] to a Redis-protocol server (Redis 6 or
-//! later, Valkey): each process holds one upstream subscription per name
+//! later, Valkey, Redis Cluster): each process holds one upstream subscription per name
 //! its local subscribers hold, and fans messages out locally.
 //!
 //! ```no_run
@@ -117,9 +117,16 @@
 //! # Configuration
 //!
 //! URL with database, user and password ([`BridgeBuilder::url`],
-//! [`BridgeBuilder::username`], [`BridgeBuilder::password`]), timeouts,
+//! [`BridgeBuilder::username`], [`BridgeBuilder::password`]), or a Redis
+//! Cluster's seed nodes ([`BridgeBuilder::cluster_nodes`]); timeouts,
 //! backoff and health checks. RESP3 always (Redis 6 or later); TLS is not
 //! built in.
+//!
+//! Upstream connections per process: one to a standalone server; in a
+//! cluster, one to one node for channels and patterns plus one to each
+//! master for shard channels. A lost connection, any of them, is one
+//! outage: the bridge drops them all, announces the gap, reconnects
+//! (trying the seed nodes in turn) and resubscribes.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -81,18 +81,14 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
-    /// A relay for one new connection, publishing into `broker`.
-    pub(crate) fn new(broker: Broker) -> Self {
+    /// A relay for one new connection, publishing into `broker` and
+    /// notifying `lost` when the connection is lost.
+    pub(crate) fn new(broker: Broker, lost: Arc<Notify>) -> Self {
         Self {
             broker,
             state: Mutex::new(RelayState::default()),
-            lost: Arc::new(Notify::new()),
+            lost,
         }
-    }
-
-    /// Notified (once, with a stored permit) when the connection is lost.
-    pub(crate) fn lost(&self) -> Arc<Notify> {
-        Arc::clone(&self.lost)
     }
 
     /// Stops relaying: pushes still in flight on an abandoned connection
@@ -278,7 +274,7 @@ mod tests {
         let wide = broker.subscriber();
         wide.psubscribe(["n*", "news.*"]);
 
-        let relay = Relay::new(broker.clone());
+        let relay = Relay::new(broker.clone(), Arc::new(Notify::new()));
         relay.handle(push(PushKind::Subscribe, &["news.eu"]));
         relay.handle(push(PushKind::PSubscribe, &["news.*"]));
         relay.handle(push(PushKind::PSubscribe, &["n*"]));
@@ -330,7 +326,7 @@ mod tests {
         let broker = Broker::new();
         let sub = broker.subscriber();
         sub.psubscribe(["a*"]);
-        let relay = Relay::new(broker.clone());
+        let relay = Relay::new(broker.clone(), Arc::new(Notify::new()));
         relay.handle(push(PushKind::Subscribe, &["ab"]));
         relay.handle(push(PushKind::PSubscribe, &["a*"]));
         relay.handle(push(PushKind::PSubscribe, &["?b"]));
@@ -354,7 +350,8 @@ mod tests {
         shard.ssubscribe(["s"]);
         let notices = broker.subscriber();
         notices.subscribe([GAP_CHANNEL]);
-        let relay = Relay::new(broker.clone());
+        let lost = Arc::new(Notify::new());
+        let relay = Relay::new(broker.clone(), Arc::clone(&lost));
         relay.handle(push(PushKind::SSubscribe, &["s"]));
         relay.handle(push(PushKind::SMessage, &["s", "x"]));
         relay.handle(push(PushKind::Subscribe, &[GAP_CHANNEL]));
@@ -362,7 +359,6 @@ mod tests {
         assert_eq!(drain(&shard).len(), 1);
         assert!(drain(&notices).is_empty());
 
-        let lost = relay.lost();
         relay.handle(PushInfo {
             kind: PushKind::Disconnection,
             data: vec![],
@@ -386,7 +382,7 @@ mod tests {
         let broker = Broker::new();
         let sub = broker.subscriber();
         sub.psubscribe(["*"]);
-        let relay = Relay::new(broker.clone());
+        let relay = Relay::new(broker.clone(), Arc::new(Notify::new()));
         for kind in [PushKind::Message, PushKind::PMessage, PushKind::SMessage] {
             relay.handle(PushInfo {
                 kind: kind.clone(),

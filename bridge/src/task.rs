@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use redis::aio::MultiplexedConnection;
 use tannoy::{Broker, InterestWatch};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -25,7 +24,7 @@ use crate::GAP_CHANNEL;
 use crate::error::{Error, ErrorKind};
 use crate::names::Names;
 use crate::status::{State, Status};
-use crate::upstream::{Dial, Link};
+use crate::upstream::{Conns, Dial, Link};
 
 /// A request to answer once upstream subscriptions match local interest.
 pub(crate) type SyncRequest = oneshot::Sender<Result<(), Error>>;
@@ -46,23 +45,24 @@ pub(crate) struct Timing {
 pub(crate) struct Shared {
     /// The local broker.
     pub(crate) broker: Broker,
-    /// The current connection, for publishing; `None` between connections.
-    pub(crate) conn: Mutex<Option<MultiplexedConnection>>,
+    /// The current connections, for publishing; `None` between
+    /// connections.
+    pub(crate) conn: Mutex<Option<Conns>>,
     /// The connection state, for the owner.
     pub(crate) status: watch::Sender<Status>,
 }
 
 impl Shared {
-    /// The current connection, if any.
-    pub(crate) fn conn(&self) -> Option<MultiplexedConnection> {
+    /// The current connections, if any.
+    pub(crate) fn conn(&self) -> Option<Conns> {
         self.conn
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    /// Replaces the current connection.
-    fn set_conn(&self, conn: Option<MultiplexedConnection>) {
+    /// Replaces the current connections.
+    fn set_conn(&self, conn: Option<Conns>) {
         *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = conn;
     }
 
@@ -100,6 +100,8 @@ pub(crate) struct Task {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Names wanted upstream: local interest, as read so far.
     pub(crate) wanted: Names,
+    /// Connection attempts so far: picks the next node to try.
+    pub(crate) attempts: usize,
 }
 
 impl Task {
@@ -121,8 +123,9 @@ impl Task {
                     if self.shared.broker.is_closed() {
                         break;
                     }
+                    self.attempts = self.attempts.wrapping_add(1);
                     let attempt = tokio::select! {
-                        attempt = Link::connect(&self.dial, &self.shared.broker) => attempt,
+                        attempt = Link::connect(&self.dial, &self.shared.broker, self.attempts) => attempt,
                         () = shut(&mut self.shutdown) => break,
                     };
                     match attempt {
@@ -134,10 +137,13 @@ impl Task {
                     }
                 }
             };
-            let relay = Arc::clone(&current.0.relay);
-            let end = self.session(current.0, current.1).await;
+            let (link, have) = current;
+            let relays = link.relays.clone();
+            let end = self.session(link, have).await;
             self.shared.set_conn(None);
-            relay.retire();
+            for relay in relays {
+                relay.retire();
+            }
             match end {
                 End::Lost => {
                     let outage = {
@@ -183,7 +189,7 @@ impl Task {
         if link.reconcile(&self.wanted, &mut have).await.is_err() {
             return End::Lost;
         }
-        self.shared.set_conn(Some(link.conn.clone()));
+        self.shared.set_conn(Some(link.conns.clone()));
         self.shared.set_state(State::Connected);
         let mut health = tokio::time::interval(self.timing.health_check);
         health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1,14 +1,27 @@
-//! One upstream connection: connecting with the relay as its push
+//! The upstream connections: connecting with a relay as each one's push
 //! callback, and the subscription commands.
+//!
+//! A standalone server gets one connection for everything. A cluster gets
+//! one connection to one node for channels and patterns (a cluster
+//! propagates `PUBLISH` to every node, and the exact relay needs channels
+//! and patterns on one connection, whose confirmations it replays), and a
+//! cluster connection for shard channels, which redis-rs routes to the
+//! node owning each slot and moves when slots move.
 
 use std::convert::Infallible;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::try_join_all;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, ConnectionInfo, ProtocolVersion, PushInfo, RedisResult};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    AsyncConnectionConfig, ConnectionInfo, ErrorKind, ProtocolVersion, PushInfo, RedisError,
+    RedisResult,
+};
 use tannoy::Broker;
 use tokio::sync::Notify;
 
@@ -19,32 +32,56 @@ use crate::relay::Relay;
 /// channels takes ten commands, each a few hundred KiB at most.
 const NAMES_PER_COMMAND: usize = 1000;
 
-/// Shard subscriptions in flight at once. redis-rs offers `SSUBSCRIBE`
-/// with several names only on cluster connections, so a standalone
-/// connection sends one per name, pipelined this many at a time.
+/// Shard subscriptions in flight at once. One `SSUBSCRIBE` may name
+/// several channels only when they share a slot (in a cluster), and
+/// redis-rs offers it only on cluster connections, so the bridge sends one
+/// per name, pipelined this many at a time.
 const SHARD_COMMANDS_IN_FLIGHT: usize = 256;
 
-/// How the bridge connects: timeouts and the server's address and
-/// credentials.
+/// How the bridge connects: the server (or the cluster's seed nodes),
+/// credentials and timeouts.
 #[derive(Debug, Clone)]
 pub(crate) struct Dial {
-    /// Address, database and credentials; always RESP3.
-    pub(crate) info: ConnectionInfo,
+    /// Address, database and credentials of each node to try, in turn;
+    /// always RESP3. One for a standalone server.
+    pub(crate) nodes: Vec<ConnectionInfo>,
+    /// Whether the nodes form a Redis Cluster.
+    pub(crate) cluster: bool,
     /// How long a connection attempt may take.
     pub(crate) connect_timeout: Duration,
     /// How long a command may wait for its reply.
     pub(crate) response_timeout: Duration,
 }
 
-/// A live connection and the relay that reads it.
+/// The connections a bridge publishes through.
+#[derive(Clone)]
+pub(crate) struct Conns {
+    /// One node's connection: channels and patterns, `PUBLISH` (a cluster
+    /// propagates both to every node), and shard channels on a standalone
+    /// server.
+    pub(crate) node: MultiplexedConnection,
+    /// In a cluster: shard channels and `SPUBLISH`, each routed to the node
+    /// owning its slot.
+    pub(crate) shards: Option<ClusterConnection>,
+}
+
+impl fmt::Debug for Conns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conns")
+            .field("cluster", &self.shards.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Live connections and the relays that read them.
 #[derive(Debug)]
 pub(crate) struct Link {
-    /// The connection: subscriptions and commands share it (RESP3 allows
-    /// commands on a subscribed connection).
-    pub(crate) conn: MultiplexedConnection,
-    /// The relay fed by the connection's pushes.
-    pub(crate) relay: Arc<Relay>,
-    /// Notified when the connection is lost.
+    /// The connections: subscriptions and commands share them (RESP3
+    /// allows commands on a subscribed connection).
+    pub(crate) conns: Conns,
+    /// The relays fed by the connections' pushes.
+    pub(crate) relays: Vec<Arc<Relay>>,
+    /// Notified when a connection is lost.
     pub(crate) lost: Arc<Notify>,
 }
 
@@ -58,75 +95,139 @@ pub(crate) fn resp3(info: ConnectionInfo) -> ConnectionInfo {
     info.set_redis_settings(redis)
 }
 
+/// A push callback feeding `relay`.
+fn feed(relay: &Arc<Relay>) -> impl Fn(PushInfo) -> Result<(), Infallible> + Send + Sync + 'static {
+    let relay = Arc::clone(relay);
+    move |push| {
+        relay.handle(push);
+        Ok(())
+    }
+}
+
 impl Link {
     /// Connects, authenticates and switches to RESP3, relaying every push
-    /// into `broker`.
-    pub(crate) async fn connect(dial: &Dial, broker: &Broker) -> RedisResult<Link> {
-        let client = redis::Client::open(dial.info.clone())?;
-        let relay = Arc::new(Relay::new(broker.clone()));
-        let lost = relay.lost();
-        let feed = Arc::clone(&relay);
+    /// into `broker`; `attempt` picks the node to try first.
+    pub(crate) async fn connect(dial: &Dial, broker: &Broker, attempt: usize) -> RedisResult<Link> {
+        let lost = Arc::new(Notify::new());
+        let node_relay = Arc::new(Relay::new(broker.clone(), Arc::clone(&lost)));
+        let info = dial
+            .nodes
+            .get(attempt % dial.nodes.len().max(1))
+            .ok_or_else(|| RedisError::from((ErrorKind::InvalidClientConfig, "no server")))?;
+        let client = redis::Client::open(info.clone())?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(dial.connect_timeout))
             .set_response_timeout(Some(dial.response_timeout))
-            .set_push_sender(move |push: PushInfo| {
-                feed.handle(push);
-                Ok::<(), Infallible>(())
-            });
-        let conn = client
+            .set_push_sender(feed(&node_relay));
+        let node = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        Ok(Link { conn, relay, lost })
+        let mut relays = vec![node_relay];
+        let shards = if dial.cluster {
+            let shard_relay = Arc::new(Relay::new(broker.clone(), Arc::clone(&lost)));
+            let client = ClusterClientBuilder::new(dial.nodes.clone())
+                .use_protocol(ProtocolVersion::RESP3)
+                .connection_timeout(dial.connect_timeout)
+                .response_timeout(dial.response_timeout)
+                .push_sender(feed(&shard_relay))
+                .build()?;
+            relays.push(shard_relay);
+            Some(client.get_async_connection().await?)
+        } else {
+            None
+        };
+        Ok(Link {
+            conns: Conns { node, shards },
+            relays,
+            lost,
+        })
     }
 
-    /// Sends what makes the connection hold exactly `want`, given that it
-    /// holds `have`; `have` follows each command that succeeds.
+    /// Sends what makes the connections hold exactly `want`, given that
+    /// they hold `have`; `have` follows each command that succeeds.
     pub(crate) async fn reconcile(&mut self, want: &Names, have: &mut Names) -> RedisResult<()> {
+        let node = &mut self.conns.node;
         let (add, remove) = diff(&want.channels, &have.channels);
         for chunk in remove.chunks(NAMES_PER_COMMAND) {
-            self.conn.unsubscribe(as_args(chunk)).await?;
+            node.unsubscribe(as_args(chunk)).await?;
             forget(&mut have.channels, chunk);
         }
         for chunk in add.chunks(NAMES_PER_COMMAND) {
-            self.conn.subscribe(as_args(chunk)).await?;
+            node.subscribe(as_args(chunk)).await?;
             have.channels.extend(chunk.iter().cloned());
         }
         let (add, remove) = diff(&want.patterns, &have.patterns);
         for chunk in remove.chunks(NAMES_PER_COMMAND) {
-            self.conn.punsubscribe(as_args(chunk)).await?;
+            node.punsubscribe(as_args(chunk)).await?;
             forget(&mut have.patterns, chunk);
         }
         for chunk in add.chunks(NAMES_PER_COMMAND) {
-            self.conn.psubscribe(as_args(chunk)).await?;
+            node.psubscribe(as_args(chunk)).await?;
             have.patterns.extend(chunk.iter().cloned());
         }
         let (add, remove) = diff(&want.shard_channels, &have.shard_channels);
         for chunk in remove.chunks(SHARD_COMMANDS_IN_FLIGHT) {
-            self.each(b"SUNSUBSCRIBE", chunk).await?;
+            self.each(Shard::Unsubscribe, chunk).await?;
             forget(&mut have.shard_channels, chunk);
         }
         for chunk in add.chunks(SHARD_COMMANDS_IN_FLIGHT) {
-            self.each(b"SSUBSCRIBE", chunk).await?;
+            self.each(Shard::Subscribe, chunk).await?;
             have.shard_channels.extend(chunk.iter().cloned());
         }
         Ok(())
     }
 
-    /// Sends `command name` for each name, pipelined.
-    async fn each(&self, command: &[u8], names: &[Bytes]) -> RedisResult<()> {
+    /// Subscribes to or unsubscribes from each shard channel, pipelined:
+    /// through the cluster connection (each to its slot's owner), or one
+    /// command per name on a standalone server.
+    async fn each(&self, what: Shard, names: &[Bytes]) -> RedisResult<()> {
         try_join_all(names.iter().map(|name| {
-            let mut conn = self.conn.clone();
-            let mut cmd = redis::Cmd::new();
-            cmd.arg(command).arg(name.as_ref());
-            async move { conn.send_packed_command(&cmd).await }
+            let node = self.conns.node.clone();
+            let shards = self.conns.shards.clone();
+            async move {
+                match (shards, what) {
+                    (Some(mut shards), Shard::Subscribe) => shards.ssubscribe(name.as_ref()).await,
+                    (Some(mut shards), Shard::Unsubscribe) => {
+                        shards.sunsubscribe(name.as_ref()).await
+                    }
+                    (None, _) => {
+                        let mut node = node;
+                        let mut cmd = redis::Cmd::new();
+                        cmd.arg(what.command()).arg(name.as_ref());
+                        node.send_packed_command(&cmd).await.map(drop)
+                    }
+                }
+            }
         }))
         .await?;
         Ok(())
     }
 
-    /// `PING`: fails when the server no longer answers in time.
+    /// `PING` on the node connection: fails when the server no longer
+    /// answers in time.
     pub(crate) async fn ping(&mut self) -> RedisResult<()> {
-        redis::cmd("PING").query_async::<()>(&mut self.conn).await
+        redis::cmd("PING")
+            .query_async::<()>(&mut self.conns.node)
+            .await
+    }
+}
+
+/// A shard subscription command.
+#[derive(Clone, Copy, Debug)]
+enum Shard {
+    /// `SSUBSCRIBE`.
+    Subscribe,
+    /// `SUNSUBSCRIBE`.
+    Unsubscribe,
+}
+
+impl Shard {
+    /// The command's name.
+    fn command(self) -> &'static str {
+        match self {
+            Shard::Subscribe => "SSUBSCRIBE",
+            Shard::Unsubscribe => "SUNSUBSCRIBE",
+        }
     }
 }
 
