@@ -367,10 +367,14 @@ impl<T> Queue<T> {
             Ok(item) => Poll::Ready(Ok(item)),
             Err(Some(stopped)) => Poll::Ready(Err(stopped)),
             Err(None) => {
-                match &mut state.waker {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    slot => *slot = Some(cx.waker().clone()),
-                }
+                let stale = match &state.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => None,
+                    _ => state.waker.replace(cx.waker().clone()),
+                };
+                drop(state);
+                // A waker's `Drop` is user code that may publish to this
+                // very queue: drop the replaced one with the lock released.
+                drop(stale);
                 Poll::Pending
             }
         }

@@ -53,10 +53,14 @@ impl Signal {
     /// unless it would wake the same task.
     pub(crate) fn set_waker(&self, waker: &Waker) {
         let mut state = self.state.lock();
-        match &mut state.waker {
-            Some(old) if old.will_wake(waker) => {}
-            slot => *slot = Some(waker.clone()),
-        }
+        let stale = match &state.waker {
+            Some(old) if old.will_wake(waker) => None,
+            _ => state.waker.replace(waker.clone()),
+        };
+        drop(state);
+        // A waker's `Drop` is user code that may publish, and so ring this
+        // signal: drop the replaced one with the lock released.
+        drop(stale);
     }
 
     /// Parks the calling thread until the signal rings (since the last
