@@ -8,11 +8,14 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use crate::builder::{BrokerBuilder, SubscriberBuilder};
+use crate::closed::Closed;
 use crate::filter::ChannelFilter;
 use crate::interest::InterestWatch;
+use crate::payload::IntoPayload;
 use crate::queue::OverflowPolicy;
 use crate::registry::{Namespace, Registry};
 use crate::subscriber::Subscriber;
+use crate::weak::WeakBroker;
 
 /// An in-process publish/subscribe broker with Redis pub/sub semantics.
 ///
@@ -49,6 +52,11 @@ impl<P> Broker<P> {
         Self {
             inner: Arc::new(registry),
         }
+    }
+
+    /// A handle the caller has already counted in `inner.handles`.
+    pub(crate) fn from_counted(inner: Arc<Registry<P>>) -> Self {
+        Self { inner }
     }
 }
 
@@ -164,6 +172,11 @@ impl<P: Clone + Send + Sync + 'static> Broker<P> {
     /// as Redis counts a client it is about to disconnect). Returns 0 after
     /// [`close`](Self::close).
     ///
+    /// `payload` is a `P`, moved in without a copy, or anything else
+    /// [`IntoPayload<P>`](IntoPayload) converts: for a `Broker<Bytes>`,
+    /// borrowed strings and byte slices (copied) as well as `String` and
+    /// `Vec<u8>` (moved).
+    ///
     /// # Examples
     ///
     /// ```
@@ -174,10 +187,14 @@ impl<P: Clone + Send + Sync + 'static> Broker<P> {
     /// a.psubscribe(["news.*", "*"]);
     /// b.psubscribe(["news.*"]);
     /// assert_eq!(broker.publish("news.sport", "goal"), 4);
+    ///
+    /// let line = String::from("own goal");
+    /// assert_eq!(broker.publish("news.sport", line.as_str()), 4); // borrowed: copied
+    /// assert_eq!(broker.publish("news.sport", line), 4);          // owned: moved
     /// ```
-    pub fn publish(&self, channel: impl AsRef<[u8]>, payload: impl Into<P>) -> usize {
+    pub fn publish(&self, channel: impl AsRef<[u8]>, payload: impl IntoPayload<P>) -> usize {
         self.inner
-            .publish(Namespace::Channel, channel.as_ref(), payload.into())
+            .publish(Namespace::Channel, channel.as_ref(), payload.into_payload())
     }
 
     /// Publishes `payload` on the shard channel `channel` (Redis 7
@@ -199,9 +216,9 @@ impl<P: Clone + Send + Sync + 'static> Broker<P> {
     /// assert_eq!(broker.spublish("same", "S"), 1);
     /// assert_eq!(broker.publish("same", "P"), 2);
     /// ```
-    pub fn spublish(&self, channel: impl AsRef<[u8]>, payload: impl Into<P>) -> usize {
+    pub fn spublish(&self, channel: impl AsRef<[u8]>, payload: impl IntoPayload<P>) -> usize {
         self.inner
-            .publish(Namespace::Shard, channel.as_ref(), payload.into())
+            .publish(Namespace::Shard, channel.as_ref(), payload.into_payload())
     }
 }
 
@@ -357,6 +374,69 @@ impl<P> Broker<P> {
         let watcher = self.inner.watch();
         let registry = Arc::clone(&self.inner);
         InterestWatch::new(watcher, Box::new(move |w| registry.unwatch(w)))
+    }
+
+    /// A future that completes once the broker is closed: by
+    /// [`close`](Self::close), or when its last handle drops.
+    ///
+    /// The future holds no handle, so it does not keep the broker open; see
+    /// [`Closed`]. Use it to run clean-up when the application shuts the
+    /// broker down, or to stop a task that serves the broker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let broker = tannoy::Broker::new();
+    /// let closed = broker.closed();
+    /// let watcher = tokio::spawn(async move {
+    ///     closed.await;
+    ///     "cleaned up"
+    /// });
+    /// broker.publish("c", "working");
+    /// drop(broker); // the last handle: the broker closes
+    /// assert_eq!(watcher.await.unwrap(), "cleaned up");
+    /// # }
+    /// ```
+    pub fn closed(&self) -> Closed {
+        Closed::new(Arc::clone(&self.inner.close_signal))
+    }
+
+    /// A [`WeakBroker`]: a handle that does not keep the broker open, and
+    /// turns back into a `Broker` with [`WeakBroker::upgrade`] while the
+    /// broker is open.
+    ///
+    /// # Examples
+    ///
+    /// A payload that holds a handle to its own broker would keep the broker
+    /// open for as long as a subscriber keeps the message; a weak one does
+    /// not:
+    ///
+    /// ```
+    /// use tannoy::{BrokerBuilder, WeakBroker};
+    ///
+    /// #[derive(Clone)]
+    /// struct Job { reply_to: WeakBroker<Job>, id: u32 }
+    ///
+    /// let broker = BrokerBuilder::<Job>::new().build();
+    /// let worker = broker.subscriber();
+    /// worker.subscribe(["jobs"]);
+    /// broker.publish("jobs", Job { reply_to: broker.downgrade(), id: 7 });
+    ///
+    /// let job = worker.recv()?;
+    /// assert_eq!(job.payload().id, 7);
+    /// let replies = job.payload().reply_to.upgrade().expect("open");
+    /// assert_eq!(replies.publish("done", job.payload().clone()), 0);
+    /// drop(replies);
+    ///
+    /// drop(broker); // the last strong handle: the broker closes at once
+    /// assert!(job.payload().reply_to.upgrade().is_none());
+    /// assert!(worker.recv().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn downgrade(&self) -> WeakBroker<P> {
+        WeakBroker::new(Arc::downgrade(&self.inner))
     }
 
     /// Whether [`close`](Self::close) has been called (or every handle

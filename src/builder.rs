@@ -7,8 +7,8 @@ use std::marker::PhantomData;
 use bytes::Bytes;
 
 use crate::broker::Broker;
-use crate::registry::Registry;
 use crate::queue::OverflowPolicy;
+use crate::registry::Registry;
 use crate::subscriber::Subscriber;
 
 /// Default [`BrokerBuilder::queue_capacity`]: enough to ride out bursts of a

@@ -32,6 +32,9 @@ pub(crate) struct Delivery<'a, P> {
     unqueued: Option<Arc<Envelope<P>>>,
     /// The payload, when no channel subscriber took it.
     pub(crate) unused: Option<P>,
+    /// The first waiting reader to wake: a hand-off to one parked
+    /// receiver needs no allocation.
+    signal: Option<Arc<Signal>>,
     /// The uncommon work, if any.
     chores: Option<Box<Chores<P>>>,
 }
@@ -58,6 +61,7 @@ impl<'a, P> Delivery<'a, P> {
             count: 0,
             unqueued: None,
             unused: None,
+            signal: None,
             chores: None,
         }
     }
@@ -83,7 +87,12 @@ impl<'a, P> Delivery<'a, P> {
 
     /// Keeps the signals of readers to wake.
     pub(crate) fn ring(&mut self, signals: impl Iterator<Item = Arc<Signal>>) {
-        self.chores().signals.extend(signals);
+        for signal in signals {
+            match self.signal {
+                None => self.signal = Some(signal),
+                Some(_) => self.chores().signals.push(signal),
+            }
+        }
     }
 
     /// Keeps a value the publish no longer needs, to drop it later.
@@ -127,12 +136,17 @@ impl<P> Drop for Delivery<'_, P> {
     /// waiting receivers; the values given back are dropped right after,
     /// with no lock held.
     fn drop(&mut self) {
-        if let Some(chores) = &mut self.chores {
-            // Bookkeeping first: a waker that panics must not leave a
-            // disconnected subscriber half-removed.
+        // Bookkeeping first: a waker that panics must not leave a
+        // disconnected subscriber half-removed.
+        if let Some(chores) = &self.chores {
             for endpoint in &chores.disconnected {
                 self.registry.unsubscribe_all(endpoint);
             }
+        }
+        if let Some(waker) = self.signal.as_ref().and_then(|signal| signal.ring()) {
+            waker.wake();
+        }
+        if let Some(chores) = &mut self.chores {
             for signal in chores.signals.drain(..) {
                 if let Some(waker) = signal.ring() {
                     waker.wake();

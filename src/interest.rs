@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_core::Stream;
+use futures_core::{FusedStream, Stream};
 use hashbrown::{HashMap, HashSet};
 
 use crate::signal::Signal;
@@ -231,17 +231,18 @@ pub struct InterestWatch {
     watcher: Arc<Watcher>,
     /// Unregisters the watcher when dropped.
     on_drop: Option<Unwatch>,
+    /// Set once the stream has ended, so it stays ended (see
+    /// [`FusedStream`]).
+    terminated: bool,
 }
 
 impl InterestWatch {
     /// Wraps a registered watcher; `on_drop` unregisters it.
-    pub(crate) fn new(
-        watcher: Arc<Watcher>,
-        on_drop: Unwatch,
-    ) -> Self {
+    pub(crate) fn new(watcher: Arc<Watcher>, on_drop: Unwatch) -> Self {
         Self {
             watcher,
             on_drop: Some(on_drop),
+            terminated: false,
         }
     }
 
@@ -290,14 +291,48 @@ impl InterestWatch {
 impl Stream for InterestWatch {
     type Item = InterestChange;
 
-    /// Yields changes as they happen; ends once the broker is closed.
+    /// Yields changes as they happen; ends once the broker is closed and
+    /// every change before the close has been yielded, and from then on
+    /// always returns `None`.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<InterestChange>> {
-        self.watcher.signal.set_waker(cx.waker());
-        match self.watcher.take() {
+        let this = self.get_mut();
+        if this.terminated {
+            return Poll::Ready(None);
+        }
+        this.watcher.signal.set_waker(cx.waker());
+        match this.watcher.take() {
             Ok(Some(change)) => Poll::Ready(Some(change)),
-            Err(()) => Poll::Ready(None),
+            Err(()) => {
+                this.terminated = true;
+                Poll::Ready(None)
+            }
             Ok(None) => Poll::Pending,
         }
+    }
+}
+
+impl FusedStream for InterestWatch {
+    /// Whether the stream has ended. Its end is sticky: a closed broker
+    /// still lets subscribers come and go, and
+    /// [`try_next`](InterestWatch::try_next) still reports those changes,
+    /// but the stream, once ended, stays ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_core::{FusedStream, Stream};
+    ///
+    /// let broker = tannoy::Broker::new();
+    /// let mut watch = broker.watch_interest();
+    /// broker.close();
+    /// let waker = std::task::Waker::noop();
+    /// let mut cx = std::task::Context::from_waker(&waker);
+    /// assert!(!watch.is_terminated());
+    /// assert!(std::pin::Pin::new(&mut watch).poll_next(&mut cx).is_ready());
+    /// assert!(watch.is_terminated());
+    /// ```
+    fn is_terminated(&self) -> bool {
+        self.terminated
     }
 }
 

@@ -200,6 +200,7 @@
 
 mod broker;
 mod builder;
+mod closed;
 mod delivery;
 mod endpoint;
 mod error;
@@ -208,6 +209,7 @@ mod filter;
 mod interest;
 mod message;
 mod pattern;
+mod payload;
 mod queue;
 mod reader;
 mod registry;
@@ -215,16 +217,20 @@ mod shard;
 mod signal;
 mod subscriber;
 mod sync;
+mod weak;
 
 pub use broker::Broker;
 pub use builder::{
     BrokerBuilder, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHARDS, MAX_SHARDS, SubscriberBuilder,
 };
 pub use bytes::Bytes;
+pub use closed::Closed;
 pub use error::{RecvError, RecvTimeoutError, TryRecvError};
 pub use filter::ChannelFilter;
 pub use interest::{InterestChange, InterestKind, InterestWatch};
 pub use message::{Message, MessageKind};
 pub use pattern::{Pattern, glob_match};
+pub use payload::IntoPayload;
 pub use queue::OverflowPolicy;
-pub use subscriber::{Iter, Recv, Subscriber, TryIter};
+pub use subscriber::{Iter, Recv, RecvMany, Subscriber, TryIter};
+pub use weak::WeakBroker;

@@ -8,6 +8,10 @@ use bytes::Bytes;
 /// Which kind of subscription delivered a [`Message`], as Redis labels its
 /// push frames.
 ///
+/// Non-exhaustive: Redis may add kinds of push frame (as 7.0 added
+/// `smessage`), and tannoy may follow, so a `match` outside this crate needs
+/// a wildcard arm; [`as_str`](Self::as_str) names any kind.
+///
 /// # Examples
 ///
 /// ```
@@ -23,6 +27,7 @@ use bytes::Bytes;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum MessageKind {
     /// Delivered through an exact channel subscription (Redis `message`).
     Message,

@@ -383,10 +383,7 @@ impl<P> Reader<P> {
 
     /// Takes the next message without waiting. `closed` is the broker's
     /// flag, set once no publish can append any more.
-    pub(crate) fn try_take(
-        &self,
-        closed: &AtomicBool,
-    ) -> Result<Received<P>, TryRecvError> {
+    pub(crate) fn try_take(&self, closed: &AtomicBool) -> Result<Received<P>, TryRecvError> {
         // Read before looking: if it was set, nothing can arrive after the
         // look, so "empty" is final.
         let was_closed = closed.load(Ordering::Acquire);

@@ -56,6 +56,7 @@ use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashMap};
 
 use crate::builder::MAX_SHARDS;
+use crate::closed::CloseSignal;
 use crate::delivery::Delivery;
 use crate::endpoint::{Endpoint, Inbox, Subscriptions};
 use crate::feed::Feed;
@@ -181,6 +182,8 @@ pub(crate) struct Registry<P> {
     watchers: Mutex<Vec<Arc<Watcher>>>,
     /// `watchers.len()`, so subscribing skips the list while nobody watches.
     watching: AtomicUsize,
+    /// Wakes the [`Closed`](crate::Closed) futures once `close` is done.
+    pub(crate) close_signal: Arc<CloseSignal>,
 }
 
 impl<P> Registry<P> {
@@ -210,13 +213,20 @@ impl<P> Registry<P> {
             overflow_policy,
             watchers: Mutex::new(Vec::new()),
             watching: AtomicUsize::new(0),
+            close_signal: Arc::default(),
         }
     }
 
     /// Tells the interest watchers that `name` became active or inactive.
     /// Called under the lock that guards `name` (its shard, or the pattern
     /// index), so each watcher sees a name's changes in order.
-    fn note_interest(&self, kind: InterestKind, name: &Bytes, active: bool, wakers: &mut Vec<Waker>) {
+    fn note_interest(
+        &self,
+        kind: InterestKind,
+        name: &Bytes,
+        active: bool,
+        wakers: &mut Vec<Waker>,
+    ) {
         if self.watching.load(Ordering::Acquire) == 0 {
             return;
         }
@@ -377,6 +387,8 @@ impl<P> Registry<P> {
                 waker.wake();
             }
         }
+        // Last, with no lock held: whoever waits for the close sees it done.
+        self.close_signal.close();
     }
 
     /// Makes `endpoint` a member of `feed`: a reader starting now, or a
@@ -440,7 +452,9 @@ impl<P> Registry<P> {
                 reader.end(feed, *end, &mut leftovers.garbage);
             }
         }
-        leftovers.feeds.extend(left.into_iter().map(|(feed, _)| feed));
+        leftovers
+            .feeds
+            .extend(left.into_iter().map(|(feed, _)| feed));
     }
 
     /// Takes `endpoint` out of channel `name` in `ns`, noting the reader's
@@ -460,7 +474,12 @@ impl<P> Registry<P> {
         };
         let end = self.leave_feed(&feed, endpoint, leftovers);
         if last {
-            self.note_interest(ns.interest(), &Bytes::copy_from_slice(name), false, &mut leftovers.wakers);
+            self.note_interest(
+                ns.interest(),
+                &Bytes::copy_from_slice(name),
+                false,
+                &mut leftovers.wakers,
+            );
         }
         drop(shard);
         match end {
@@ -518,7 +537,13 @@ impl<P> Registry<P> {
         subscriptions.gone = true;
         let mut left = Vec::new();
         for name in &channels {
-            self.leave_channel(Namespace::Channel, name, endpoint, &mut left, &mut leftovers);
+            self.leave_channel(
+                Namespace::Channel,
+                name,
+                endpoint,
+                &mut left,
+                &mut leftovers,
+            );
         }
         for name in &shard_channels {
             self.leave_channel(Namespace::Shard, name, endpoint, &mut left, &mut leftovers);
@@ -634,7 +659,12 @@ impl<P> Registry<P> {
                             members: 1,
                         },
                     );
-                    self.note_interest(InterestKind::Pattern, &pattern, true, &mut leftovers.wakers);
+                    self.note_interest(
+                        InterestKind::Pattern,
+                        &pattern,
+                        true,
+                        &mut leftovers.wakers,
+                    );
                     feed
                 }
             };
@@ -688,13 +718,12 @@ impl<P: Clone> Registry<P> {
         // The feeds stay here until after the shard is released: a pattern
         // unsubscribed meanwhile may leave this publish holding the last
         // reference to its feed.
-        let mut matches = if ns == Namespace::Channel
-            && self.pattern_count.load(Ordering::Acquire) > 0
-        {
-            self.pattern_matches(channel, &payload)
-        } else {
-            Vec::new()
-        };
+        let mut matches =
+            if ns == Namespace::Channel && self.pattern_count.load(Ordering::Acquire) > 0 {
+                self.pattern_matches(channel, &payload)
+            } else {
+                Vec::new()
+            };
         let kind = match ns {
             Namespace::Channel => MessageKind::Message,
             Namespace::Shard => MessageKind::SMessage,

@@ -2,14 +2,16 @@
 
 use std::fmt;
 use std::future::Future;
+use std::iter::FusedIterator;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_core::Stream;
+use futures_core::{FusedStream, Stream};
 
+use crate::closed::Closed;
 use crate::endpoint::{Endpoint, Inbox};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::message::Message;
@@ -24,7 +26,8 @@ use crate::registry::{Namespace, Registry};
 /// to patterns or [`ssubscribe`](Self::ssubscribe) to shard channels, and
 /// receive with [`recv`](Self::recv), [`try_recv`](Self::try_recv),
 /// [`recv_timeout`](Self::recv_timeout), [`iter`](Self::iter),
-/// [`recv_async`](Self::recv_async) or as a [`Stream`].
+/// [`recv_many`](Self::recv_many), [`recv_async`](Self::recv_async) or as a
+/// [`Stream`].
 ///
 /// Every message published to a channel it holds (or matching a pattern it
 /// holds) after the subscribe call returned is in its queue by the time
@@ -61,12 +64,19 @@ pub struct Subscriber<P = Bytes> {
     /// The broker, to (un)subscribe and to unregister on drop. Does not keep
     /// the broker open: only `Broker` handles do.
     broker: Arc<Registry<P>>,
+    /// Set once the async side (the `Stream`, `recv_async`,
+    /// `recv_many_async`) has seen the end; see [`FusedStream`].
+    terminated: bool,
 }
 
 impl<P: Clone + Send + Sync + 'static> Subscriber<P> {
     /// Wraps a registered subscriber.
     pub(crate) fn new(endpoint: Arc<Endpoint<P>>, broker: Arc<Registry<P>>) -> Self {
-        Self { endpoint, broker }
+        Self {
+            endpoint,
+            broker,
+            terminated: false,
+        }
     }
 
     /// Subscribes to the exact channels `channels` (Redis `SUBSCRIBE`) and
@@ -336,6 +346,176 @@ impl<P> Subscriber<P> {
         self.receive_until(Some(deadline))
     }
 
+    /// Receives up to `limit` messages into `buf`, waiting for the first
+    /// one if none is queued, then taking only what is queued already.
+    /// Returns how many it appended; what `buf` held before stays in front.
+    ///
+    /// A consumer that handles messages in batches pays for one wake-up per
+    /// batch rather than per message, and reuses one buffer. With `limit`
+    /// 0 it returns `Ok(0)` at once. The messages are those `recv` would
+    /// have returned, in the same order.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv), once the queue is drained: messages queued
+    /// before the broker closed are all received first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let broker = tannoy::Broker::new();
+    /// let sub = broker.subscriber();
+    /// sub.subscribe(["metrics"]);
+    /// for i in 0..5 {
+    ///     broker.publish("metrics", i.to_string());
+    /// }
+    /// let mut batch = Vec::with_capacity(4);
+    /// assert_eq!(sub.recv_many(&mut batch, 4)?, 4);
+    /// batch.clear();
+    /// assert_eq!(sub.recv_many(&mut batch, 4)?, 1);
+    /// assert_eq!(batch[0].payload(), "4");
+    ///
+    /// broker.close();
+    /// assert_eq!(sub.recv_many(&mut batch, 4), Err(tannoy::RecvError::Closed));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_many(&self, buf: &mut Vec<Message<P>>, limit: usize) -> Result<usize, RecvError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        buf.push(self.recv()?);
+        Ok(1 + self.take_queued(buf, limit - 1))
+    }
+
+    /// Receives up to `limit` of the messages queued now into `buf`,
+    /// without waiting. Returns how many it appended (at least one).
+    ///
+    /// With `limit` 0 it returns `Ok(0)` at once.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] when nothing is queued; otherwise as
+    /// [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tannoy::TryRecvError;
+    ///
+    /// let broker = tannoy::Broker::new();
+    /// let sub = broker.subscriber();
+    /// sub.subscribe(["c"]);
+    /// let mut buf = Vec::new();
+    /// assert_eq!(sub.try_recv_many(&mut buf, 10), Err(TryRecvError::Empty));
+    /// broker.publish("c", "1");
+    /// broker.publish("c", "2");
+    /// assert_eq!(sub.try_recv_many(&mut buf, 10)?, 2);
+    /// assert_eq!(buf.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv_many(
+        &self,
+        buf: &mut Vec<Message<P>>,
+        limit: usize,
+    ) -> Result<usize, TryRecvError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        buf.push(self.try_recv()?);
+        Ok(1 + self.take_queued(buf, limit - 1))
+    }
+
+    /// Appends at most `max` of the messages queued now to `buf`; returns
+    /// how many.
+    fn take_queued(&self, buf: &mut Vec<Message<P>>, max: usize) -> usize {
+        let mut taken = 0;
+        while taken < max {
+            match self.try_recv() {
+                Ok(message) => buf.push(message),
+                Err(_) => break,
+            }
+            taken += 1;
+        }
+        taken
+    }
+
+    /// Receives up to `limit` messages into `buf` asynchronously: waits for
+    /// the first, then takes what is queued already, as
+    /// [`recv_many`](Self::recv_many) does (and as tokio's `recv_many`).
+    /// Returns how many it appended; with `limit` 0, `Ok(0)` at once.
+    ///
+    /// Cancellation-safe: messages are taken only in the poll that
+    /// completes the future, so dropping it loses none.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tannoy::RecvError> {
+    /// let broker = tannoy::Broker::new();
+    /// let mut sub = broker.subscriber();
+    /// sub.subscribe(["c"]);
+    /// let publisher = broker.clone();
+    /// tokio::spawn(async move {
+    ///     for i in 0..3 {
+    ///         publisher.publish("c", i.to_string());
+    ///     }
+    /// });
+    /// let mut buf = Vec::new();
+    /// while buf.len() < 3 {
+    ///     sub.recv_many_async(&mut buf, 16).await?;
+    /// }
+    /// let payloads: Vec<_> = buf.iter().map(|m| m.payload().clone()).collect();
+    /// assert_eq!(payloads, ["0", "1", "2"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn recv_many_async<'a>(
+        &'a mut self,
+        buf: &'a mut Vec<Message<P>>,
+        limit: usize,
+    ) -> RecvMany<'a, P> {
+        RecvMany {
+            subscriber: self,
+            buf,
+            limit,
+        }
+    }
+
+    /// A future that completes once the broker is closed (by
+    /// [`Broker::close`](crate::Broker::close) or when its last handle
+    /// drops); see [`Closed`]. Messages queued before then are still
+    /// receivable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let waker = std::task::Waker::noop();
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::yield_now();
+    /// #     }
+    /// # }
+    /// let broker = tannoy::Broker::new();
+    /// let sub = broker.subscriber();
+    /// sub.subscribe(["c"]);
+    /// broker.publish("c", "last words");
+    /// drop(broker);
+    /// block_on(sub.closed());
+    /// assert_eq!(sub.recv()?.payload(), "last words");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn closed(&self) -> Closed {
+        Closed::new(Arc::clone(&self.broker.close_signal))
+    }
+
     /// Receives the oldest queued message asynchronously.
     ///
     /// The future is woken by the publisher that queues a message (or by
@@ -392,7 +572,10 @@ impl<P> Subscriber<P> {
     /// assert_eq!(got, ["a", "b"]);
     /// ```
     pub fn iter(&self) -> Iter<'_, P> {
-        Iter { subscriber: self }
+        Iter {
+            subscriber: self,
+            done: false,
+        }
     }
 
     /// A non-blocking iterator over the messages queued right now.
@@ -550,7 +733,10 @@ impl<P> Subscriber<P> {
         self.endpoint.subscriptions.lock().shard_count()
     }
 
-    /// The exact channels held, in no particular order.
+    /// The exact channels this subscriber holds, in no particular order.
+    ///
+    /// Not to be confused with [`Broker::channels`](crate::Broker::channels),
+    /// the channels anybody holds (Redis `PUBSUB CHANNELS`).
     ///
     /// # Examples
     ///
@@ -558,14 +744,14 @@ impl<P> Subscriber<P> {
     /// let broker = tannoy::Broker::new();
     /// let sub = broker.subscriber();
     /// sub.subscribe(["a"]);
-    /// assert_eq!(sub.channels(), ["a"]);
+    /// assert_eq!(sub.subscribed_channels(), ["a"]);
     /// ```
-    pub fn channels(&self) -> Vec<Bytes> {
+    pub fn subscribed_channels(&self) -> Vec<Bytes> {
         let subscriptions = self.endpoint.subscriptions.lock();
         subscriptions.channels.iter().cloned().collect()
     }
 
-    /// The patterns held, in no particular order.
+    /// The patterns this subscriber holds, in no particular order.
     ///
     /// # Examples
     ///
@@ -573,14 +759,18 @@ impl<P> Subscriber<P> {
     /// let broker = tannoy::Broker::new();
     /// let sub = broker.subscriber();
     /// sub.psubscribe(["a*"]);
-    /// assert_eq!(sub.patterns(), ["a*"]);
+    /// assert_eq!(sub.subscribed_patterns(), ["a*"]);
     /// ```
-    pub fn patterns(&self) -> Vec<Bytes> {
+    pub fn subscribed_patterns(&self) -> Vec<Bytes> {
         let subscriptions = self.endpoint.subscriptions.lock();
         subscriptions.patterns.iter().cloned().collect()
     }
 
-    /// The shard channels held, in no particular order.
+    /// The shard channels this subscriber holds, in no particular order.
+    ///
+    /// Not to be confused with
+    /// [`Broker::shard_channels`](crate::Broker::shard_channels), the shard
+    /// channels anybody holds (Redis `PUBSUB SHARDCHANNELS`).
     ///
     /// # Examples
     ///
@@ -588,11 +778,59 @@ impl<P> Subscriber<P> {
     /// let broker = tannoy::Broker::new();
     /// let sub = broker.subscriber();
     /// sub.ssubscribe(["s"]);
-    /// assert_eq!(sub.shard_channels(), ["s"]);
+    /// assert_eq!(sub.subscribed_shard_channels(), ["s"]);
     /// ```
-    pub fn shard_channels(&self) -> Vec<Bytes> {
+    pub fn subscribed_shard_channels(&self) -> Vec<Bytes> {
         let subscriptions = self.endpoint.subscriptions.lock();
         subscriptions.shard_channels.iter().cloned().collect()
+    }
+
+    /// The exact channels held; renamed
+    /// [`subscribed_channels`](Self::subscribed_channels), so it is not
+    /// mistaken for [`Broker::channels`](crate::Broker::channels).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let broker = tannoy::Broker::new();
+    /// let sub = broker.subscriber();
+    /// sub.subscribe(["a"]);
+    /// assert_eq!(sub.channels(), sub.subscribed_channels());
+    /// ```
+    pub fn channels(&self) -> Vec<Bytes> {
+        self.subscribed_channels()
+    }
+
+    /// The patterns held; renamed
+    /// [`subscribed_patterns`](Self::subscribed_patterns).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let broker = tannoy::Broker::new();
+    /// let sub = broker.subscriber();
+    /// sub.psubscribe(["a*"]);
+    /// assert_eq!(sub.patterns(), sub.subscribed_patterns());
+    /// ```
+    pub fn patterns(&self) -> Vec<Bytes> {
+        self.subscribed_patterns()
+    }
+
+    /// The shard channels held; renamed
+    /// [`subscribed_shard_channels`](Self::subscribed_shard_channels), so it
+    /// is not mistaken for
+    /// [`Broker::shard_channels`](crate::Broker::shard_channels).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let broker = tannoy::Broker::new();
+    /// let sub = broker.subscriber();
+    /// sub.ssubscribe(["s"]);
+    /// assert_eq!(sub.shard_channels(), sub.subscribed_shard_channels());
+    /// ```
+    pub fn shard_channels(&self) -> Vec<Bytes> {
+        self.subscribed_shard_channels()
     }
 }
 
@@ -624,9 +862,51 @@ impl<P> Stream for Subscriber<P> {
     type Item = Message<P>;
 
     /// Yields messages as they arrive; ends (returns `None`) once the broker
-    /// is closed or the subscriber disconnected and the queue is drained.
+    /// is closed or the subscriber disconnected and the queue is drained,
+    /// and from then on always returns `None`.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.poll_receive(cx).map(Result::ok)
+        let this = self.get_mut();
+        if this.terminated {
+            return Poll::Ready(None);
+        }
+        match this.poll_receive(cx) {
+            Poll::Ready(Ok(message)) => Poll::Ready(Some(message)),
+            Poll::Ready(Err(_)) => {
+                this.terminated = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<P> FusedStream for Subscriber<P> {
+    /// Whether the stream has ended: once the broker is closed or the
+    /// subscriber disconnected and the queue drained, nothing more ever
+    /// arrives, so an ended stream stays ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_core::FusedStream;
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let waker = std::task::Waker::noop();
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #     }
+    /// # }
+    ///
+    /// let broker = tannoy::Broker::new();
+    /// let mut sub = broker.subscriber();
+    /// broker.close();
+    /// assert!(!sub.is_terminated());
+    /// assert!(block_on(sub.recv_async()).is_err());
+    /// assert!(sub.is_terminated());
+    /// ```
+    fn is_terminated(&self) -> bool {
+        self.terminated
     }
 }
 
@@ -643,8 +923,58 @@ pub struct Recv<'a, P> {
 impl<P> Future for Recv<'_, P> {
     type Output = Result<Message<P>, RecvError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.subscriber.poll_receive(cx)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let subscriber = &mut *self.subscriber;
+        let poll = subscriber.poll_receive(cx);
+        if let Poll::Ready(Err(_)) = poll {
+            subscriber.terminated = true;
+        }
+        poll
+    }
+}
+
+/// Future returned by [`Subscriber::recv_many_async`].
+///
+/// Cancellation-safe: messages are taken only in the poll that completes
+/// it, so dropping it loses nothing.
+#[must_use = "futures do nothing unless polled"]
+pub struct RecvMany<'a, P> {
+    /// The subscriber receiving.
+    subscriber: &'a mut Subscriber<P>,
+    /// Where the messages go.
+    buf: &'a mut Vec<Message<P>>,
+    /// The most messages to take.
+    limit: usize,
+}
+
+impl<P> Future for RecvMany<'_, P> {
+    type Output = Result<usize, RecvError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.limit == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        match this.subscriber.poll_receive(cx) {
+            Poll::Ready(Ok(first)) => {
+                this.buf.push(first);
+                let more = this.subscriber.take_queued(this.buf, this.limit - 1);
+                Poll::Ready(Ok(1 + more))
+            }
+            Poll::Ready(Err(err)) => {
+                this.subscriber.terminated = true;
+                Poll::Ready(Err(err))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<P> fmt::Debug for RecvMany<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvMany")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
     }
 }
 
@@ -655,18 +985,31 @@ impl<P> fmt::Debug for Recv<'_, P> {
 }
 
 /// Blocking iterator returned by [`Subscriber::iter`].
+///
+/// It ends once the broker is closed (or the subscriber disconnected) and
+/// the queue is drained. Nothing can arrive after that, so once it has
+/// returned `None` it always does: it is a [`FusedIterator`].
 pub struct Iter<'a, P> {
     /// The subscriber receiving.
     subscriber: &'a Subscriber<P>,
+    /// Set once it has returned `None`.
+    done: bool,
 }
 
 impl<P> Iterator for Iter<'_, P> {
     type Item = Message<P>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.subscriber.recv().ok()
+        if self.done {
+            return None;
+        }
+        let next = self.subscriber.recv().ok();
+        self.done = next.is_none();
+        next
     }
 }
+
+impl<P> FusedIterator for Iter<'_, P> {}
 
 impl<P> fmt::Debug for Iter<'_, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -387,6 +387,7 @@ impl Observer {
                 assert!(glob_match(pattern, msg.channel()), "pattern does not match");
                 Some(index)
             }
+            other => panic!("unexpected message kind {other:?}"),
         };
         if let Some(last) = self.last_seq {
             assert!(msg.seq() > last, "seq went from {last} to {}", msg.seq());

@@ -85,7 +85,10 @@ fn changes_undone_before_reading_are_not_reported() {
     }
     assert!(watch.try_next().is_none());
     sub.subscribe(["flap"]);
-    assert_eq!(drain(&watch), [(InterestKind::Channel, "flap".into(), true)]);
+    assert_eq!(
+        drain(&watch),
+        [(InterestKind::Channel, "flap".into(), true)]
+    );
     for _ in 0..1000 {
         sub.unsubscribe(["flap"]);
         sub.subscribe(["flap"]);
@@ -185,6 +188,9 @@ fn the_stream_follows_changes_and_ends_at_close() {
     subscriber.join().unwrap();
     assert_eq!(
         changes,
-        [(InterestKind::Pattern, true), (InterestKind::Pattern, false)]
+        [
+            (InterestKind::Pattern, true),
+            (InterestKind::Pattern, false)
+        ]
     );
 }
