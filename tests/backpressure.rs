@@ -481,8 +481,8 @@ fn disconnect_removes_all_subscriptions_at_once() {
     assert!(broker.shard_channels(None).is_empty());
     assert_eq!(sub.subscription_count(), 0);
     assert_eq!(sub.shard_subscription_count(), 0);
-    assert!(sub.channels().is_empty() && sub.patterns().is_empty());
-    assert!(sub.shard_channels().is_empty());
+    assert!(sub.subscribed_channels().is_empty() && sub.subscribed_patterns().is_empty());
+    assert!(sub.subscribed_shard_channels().is_empty());
     assert_eq!(
         broker.publish("shared1", "x"),
         1,
@@ -666,7 +666,7 @@ fn panicking_clone_delivers_nothing_and_disconnects_nobody() {
     assert!(strict.is_disconnected());
     assert_eq!(strict.recv().unwrap().payload().id, 1);
     assert_eq!(strict.try_recv().unwrap_err(), TryRecvError::Disconnected);
-    assert!(strict.channels().is_empty());
+    assert!(strict.subscribed_channels().is_empty());
     assert_eq!(broker.numsub(["c"])[0].1, 0);
     assert_eq!(
         strict.subscribe(["d"]),

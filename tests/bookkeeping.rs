@@ -121,7 +121,7 @@ fn unsubscribing_names_not_held_is_harmless() {
     sub.psubscribe(["p*"]);
     assert_eq!(sub.unsubscribe(["nope"]), 3);
     assert_eq!(sub.unsubscribe(["nope", "x", "x"]), 2);
-    assert_eq!(set(sub.channels()), set(["y"]));
+    assert_eq!(set(sub.subscribed_channels()), set(["y"]));
 }
 
 /// Unsubscribing a name in the wrong namespace is "not held": the count is
@@ -157,7 +157,7 @@ fn unsubscribe_compares_exact_bytes() {
     sub.subscribe(["foo"]);
     assert_eq!(sub.punsubscribe(["f*"]), 2);
     assert_eq!(sub.unsubscribe(["f*", "*", "fo?"]), 2);
-    assert_eq!(set(sub.patterns()), set(["fo*"]));
+    assert_eq!(set(sub.subscribed_patterns()), set(["fo*"]));
     assert_eq!(broker.publish("foo", "x"), 2);
 }
 
@@ -177,13 +177,13 @@ fn empty_list_unsubscribes_all_of_one_kind() {
     assert!(broker.shard_channels(None).is_empty());
 
     assert_eq!(sub.unsubscribe(ALL), 2);
-    assert!(sub.channels().is_empty());
+    assert!(sub.subscribed_channels().is_empty());
     assert!(broker.channels(None).is_empty());
     assert_eq!(broker.numpat(), 2);
 
     sub.subscribe(["a"]);
     assert_eq!(sub.punsubscribe(ALL), 1);
-    assert!(sub.patterns().is_empty());
+    assert!(sub.subscribed_patterns().is_empty());
     assert_eq!(broker.numpat(), 0);
     assert_eq!(broker.channels(None), ["a"]);
 }
@@ -230,19 +230,19 @@ fn subscriber_introspection_reflects_held_sets() {
     sub.psubscribe(["a*", "a"]);
     sub.ssubscribe(["a", "s"]);
 
-    assert_eq!(set(sub.channels()), set([b"a".as_slice(), b"", b"\xff"]));
-    assert_eq!(set(sub.patterns()), set(["a*", "a"]));
-    assert_eq!(set(sub.shard_channels()), set(["a", "s"]));
-    assert_eq!(sub.channels().len(), 3);
+    assert_eq!(set(sub.subscribed_channels()), set([b"a".as_slice(), b"", b"\xff"]));
+    assert_eq!(set(sub.subscribed_patterns()), set(["a*", "a"]));
+    assert_eq!(set(sub.subscribed_shard_channels()), set(["a", "s"]));
+    assert_eq!(sub.subscribed_channels().len(), 3);
     assert_eq!(sub.subscription_count(), 5);
     assert_eq!(sub.shard_subscription_count(), 2);
 
     sub.unsubscribe([b"".as_slice()]);
     sub.punsubscribe(["a"]);
     sub.sunsubscribe(["s"]);
-    assert_eq!(set(sub.channels()), set([b"a".as_slice(), b"\xff"]));
-    assert_eq!(set(sub.patterns()), set(["a*"]));
-    assert_eq!(set(sub.shard_channels()), set(["a"]));
+    assert_eq!(set(sub.subscribed_channels()), set([b"a".as_slice(), b"\xff"]));
+    assert_eq!(set(sub.subscribed_patterns()), set(["a*"]));
+    assert_eq!(set(sub.subscribed_shard_channels()), set(["a"]));
     assert_eq!(sub.subscription_count(), 3);
     assert_eq!(sub.shard_subscription_count(), 1);
 }

@@ -131,7 +131,7 @@ impl Plan {
                     victim.unsubscribe(["x"]);
                     victim.punsubscribe(["x*"]);
                     victim.sunsubscribe(["x"]);
-                    let _ = (victim.len(), victim.dropped(), victim.channels());
+                    let _ = (victim.len(), victim.dropped(), victim.subscribed_channels());
                     let _ = victim.is_disconnected();
                 }
                 let other = broker.subscriber();

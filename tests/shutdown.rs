@@ -331,7 +331,7 @@ fn a_subscriber_alone_does_not_keep_the_broker_open() {
     let _ = sub.psubscribe(["p*"]);
     let _ = sub.unsubscribe(["c"]);
     let _ = sub.punsubscribe(["p*"]);
-    assert!(sub.channels().is_empty());
+    assert!(sub.subscribed_channels().is_empty());
     drop(sub);
     drop(other);
 }

@@ -735,9 +735,9 @@ impl<'s> Differential<'s> {
         for i in 0..self.conns.len() {
             let conn = &self.conns[i];
             let tannoy = (
-                conn.tannoy.channels().len() as i64,
-                conn.tannoy.patterns().len() as i64,
-                conn.tannoy.shard_channels().len() as i64,
+                conn.tannoy.subscribed_channels().len() as i64,
+                conn.tannoy.subscribed_patterns().len() as i64,
+                conn.tannoy.subscribed_shard_channels().len() as i64,
             );
             let redis = listed.get(&conn.redis_id).copied();
             self.check(redis == Some(tannoy), || {
@@ -886,9 +886,9 @@ impl Kind {
 /// The names of one kind a tannoy subscriber holds.
 fn names_of(sub: &tannoy::Subscriber, kind: Kind) -> BTreeSet<Vec<u8>> {
     let names = match kind {
-        Kind::Channel => sub.channels(),
-        Kind::Pattern => sub.patterns(),
-        Kind::Shard => sub.shard_channels(),
+        Kind::Channel => sub.subscribed_channels(),
+        Kind::Pattern => sub.subscribed_patterns(),
+        Kind::Shard => sub.subscribed_shard_channels(),
     };
     names.iter().map(|n| n.to_vec()).collect()
 }

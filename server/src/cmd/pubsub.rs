@@ -320,9 +320,9 @@ fn unsubscribe_in(session: &mut Session, args: &[Bytes], namespace: Namespace, k
             args[1..].to_vec()
         } else {
             match namespace {
-                Namespace::Channel => subscriber.channels(),
+                Namespace::Channel => subscriber.subscribed_channels(),
                 Namespace::Pattern => session.patterns.all(),
-                Namespace::Shard => subscriber.shard_channels(),
+                Namespace::Shard => subscriber.subscribed_shard_channels(),
             }
         };
         if names.is_empty() {
