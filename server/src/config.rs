@@ -139,6 +139,13 @@ pub struct ParseSettingError {
     message: String,
 }
 
+impl ParseSettingError {
+    /// An error saying `message` (a lowercase fragment).
+    pub(crate) fn new(message: String) -> Self {
+        Self { message }
+    }
+}
+
 impl fmt::Display for ParseSettingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -325,8 +332,11 @@ pub(crate) struct Config {
     query_buffer_limit: AtomicU64,
     /// What a client over its limit suffers; fixed at start.
     overflow: Overflow,
-    /// The port the server reports (`CONFIG GET port`, `INFO`).
+    /// The port the server reports (`CONFIG GET port`, `INFO`); 0 when
+    /// it listens for TLS only, as Redis reports it.
     port: AtomicU64,
+    /// The TLS port (`CONFIG GET tls-port`); 0 for none.
+    tls_port: AtomicU64,
     /// Current values of the inert parameters.
     inert: Mutex<BTreeMap<&'static str, String>>,
 }
@@ -347,6 +357,7 @@ impl Config {
             query_buffer_limit: AtomicU64::new(DEFAULT_QUERY_BUFFER_LIMIT),
             overflow,
             port: AtomicU64::new(0),
+            tls_port: AtomicU64::new(0),
             inert: Mutex::new(
                 INERT_PARAMETERS
                     .iter()
@@ -408,6 +419,16 @@ impl Config {
         u16::try_from(self.port.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
+    /// Records the TLS port.
+    pub(crate) fn set_tls_port(&self, port: u16) {
+        self.tls_port.store(u64::from(port), Ordering::Relaxed);
+    }
+
+    /// The TLS port (0: none).
+    pub(crate) fn tls_port(&self) -> u16 {
+        u16::try_from(self.tls_port.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
     /// Every parameter with its current value, for `CONFIG GET`.
     pub(crate) fn all(&self) -> Vec<(String, String)> {
         let limit = self.pubsub_limit();
@@ -428,6 +449,7 @@ impl Config {
                 self.max_bulk_len().to_string(),
             ),
             ("port".to_owned(), self.port().to_string()),
+            ("tls-port".to_owned(), self.tls_port().to_string()),
         ];
         let inert = lock(&self.inert);
         all.extend(
@@ -482,7 +504,7 @@ impl Config {
                 self.query_buffer_limit.store(n, Ordering::Relaxed);
             }
             "client-output-buffer-limit" => self.set_buffer_limits(&text)?,
-            "port" => return Err(SetError::Immutable),
+            "port" | "tls-port" => return Err(SetError::Immutable),
             _ => {
                 let mut inert = lock(&self.inert);
                 let Some(&(static_name, _, mutable)) =

@@ -26,7 +26,11 @@
 //! # Transport
 //!
 //! The loop is generic over the stream (`AsyncRead + AsyncWrite`), so a TLS
-//! stream can be served by the same code as a TCP one.
+//! stream is served by the same code as a TCP one. A TLS stream may keep
+//! the last bytes written in its own buffer when the socket is full, so
+//! once the output is empty the loop flushes the stream (free on TCP)
+//! before it waits, or closes; and a closing connection says goodbye with
+//! one non-blocking shutdown (TLS's `close_notify`, TCP's FIN).
 
 use std::future::{Future, poll_fn};
 use std::io;
@@ -70,6 +74,8 @@ const FLUSH_AFTER_EOF: Duration = Duration::from_secs(10);
 enum Event {
     /// Something outside (kill, stall) changed.
     Control,
+    /// The stream flushed what it buffered, and nothing else is awaited.
+    Flushed,
     /// The socket took this many bytes.
     Wrote(usize),
     /// This many bytes were read.
@@ -100,8 +106,12 @@ where
         sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
         last_progress: Instant::now(),
         eof_at: None,
+        unflushed: false,
     };
     connection.run().await;
+    // One try, never waiting: a client that does not read cannot hold the
+    // connection open.
+    let _ = poll_fn(|cx| Poll::Ready(Pin::new(&mut connection.stream).poll_shutdown(cx))).await;
     // Drop the connection (and the socket) before reporting it gone.
     drop(connection);
     {
@@ -130,6 +140,8 @@ struct Connection<S> {
     last_progress: Instant,
     /// When the client closed its sending side.
     eof_at: Option<Instant>,
+    /// Written since the stream was last flushed.
+    unflushed: bool,
 }
 
 impl<S> Connection<S>
@@ -153,6 +165,7 @@ where
             }
             self.publish_state();
             if self.session.out.is_empty()
+                && !self.unflushed
                 && (self.session.closing == Closing::AfterReply || self.eof_at.is_some())
             {
                 return;
@@ -188,7 +201,7 @@ where
             }
             let event = self.wait(stalled_until.is_some(), deadline.is_some()).await;
             match event {
-                Event::Control | Event::Timer => {}
+                Event::Control | Event::Timer | Event::Flushed => {}
                 Event::Wrote(n) => {
                     self.session.out.advance(n);
                     self.session.shared.stats.count_output(n);
@@ -297,6 +310,7 @@ where
             rbuf,
             session,
             sleep,
+            unflushed,
             ..
         } = self;
         poll_fn(|cx| {
@@ -307,7 +321,22 @@ where
                 let slices = session.out.slices();
                 match Pin::new(&mut *stream).poll_write_vectored(cx, &slices) {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Event::Failed),
-                    Poll::Ready(Ok(n)) => return Poll::Ready(Event::Wrote(n)),
+                    Poll::Ready(Ok(n)) => {
+                        *unflushed = true;
+                        return Poll::Ready(Event::Wrote(n));
+                    }
+                    Poll::Pending => {}
+                }
+            } else if !stalled && *unflushed {
+                match Pin::new(&mut *stream).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        *unflushed = false;
+                        if !reading {
+                            // Closing, which waited for this flush.
+                            return Poll::Ready(Event::Flushed);
+                        }
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(Event::Failed),
                     Poll::Pending => {}
                 }
             }

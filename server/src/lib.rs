@@ -101,12 +101,16 @@ mod parse;
 mod server;
 mod session;
 mod shutdown;
+#[cfg(feature = "test-tls")]
+mod test_ca;
 mod test_server;
+mod tls;
 
 pub use clients::ClientInfo;
 pub use config::{OutputBufferLimit, Overflow, ParseSettingError};
 pub use server::{DEFAULT_REQUEST_TIMEOUT, Server, ServerBuilder};
 pub use test_server::TestServer;
+pub use tls::{AuthClients, DEFAULT_HANDSHAKE_TIMEOUT, TlsConfig, TlsError, TlsErrorKind};
 
 /// Decodes one request off the front of `input`, as the server does, for
 /// the request decoder's fuzz target and its corpus replay.

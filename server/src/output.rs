@@ -13,7 +13,10 @@
 //!
 //! Replies, which are small and belong to one connection, are encoded into
 //! a growing buffer instead; consecutive replies share it, so a pipeline of
-//! a thousand `PING`s is one write.
+//! a thousand `PING`s is one write. The buffer is written from in place:
+//! it is cut off into a chunk of its own only when a message is queued
+//! behind it, so a client that only sends commands costs no allocation per
+//! reply.
 //!
 //! # Accounting
 //!
@@ -24,7 +27,7 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tannoy::{Message, MessageKind};
 
 /// The two protocol versions a client can speak (`HELLO 2` / `HELLO 3`).
@@ -72,12 +75,15 @@ enum Segment {
     Data(usize, usize),
     /// `chunks[index]`'s payload from `offset` (a `Message` chunk).
     Payload(usize, usize),
+    /// The replies in `tail`, after every chunk.
+    Tail,
 }
 
-/// Most slices handed to one vectored write. Linux accepts up to 1024;
-/// 128 (about 60 small messages) already amortises the system call, and
-/// keeps the per-write framing work small. Not tuned beyond that.
-const MAX_SEGMENTS: usize = 128;
+/// Most slices handed to one vectored write (the length of the array
+/// [`Output::slices`] fills). Linux accepts up to 1024; 128 (about 60
+/// small messages) already amortises the system call, and keeps the
+/// per-write framing work small. Not tuned beyond that.
+pub(crate) const MAX_SEGMENTS: usize = 128;
 
 /// Most bytes gathered into one vectored write, so one write never frames
 /// far more than the socket will take.
@@ -130,6 +136,9 @@ fn kind_frame(kind: MessageKind) -> (&'static [u8], u8) {
         MessageKind::Message => (b"message", b'3'),
         MessageKind::PMessage => (b"pmessage", b'4'),
         MessageKind::SMessage => (b"smessage", b'3'),
+        // `MessageKind` may grow; a kind this server does not know yet is
+        // framed as a plain message, which every client can read.
+        _ => (b"message", b'3'),
     }
 }
 
@@ -155,11 +164,50 @@ fn message_header(message: &Message, push: bool, out: &mut Vec<u8>) {
     push_len_line(out, b'$', message.payload().len());
 }
 
+/// A length line, `<prefix><n>\r\n`, formatted on the stack: replies and
+/// frames are made of these, and formatting through `format!` cost an
+/// allocation each.
+struct LenLine {
+    /// The line, right-aligned: `bytes[start..]`.
+    bytes: [u8; 24],
+    /// Where the line starts in `bytes`.
+    start: usize,
+}
+
+impl LenLine {
+    /// `<prefix><n>\r\n`.
+    fn new(prefix: u8, n: i64) -> Self {
+        let mut bytes = [0; 24];
+        let mut i = bytes.len() - 2;
+        bytes[i..].copy_from_slice(b"\r\n");
+        let mut magnitude = n.unsigned_abs();
+        loop {
+            i -= 1;
+            // `magnitude % 10` is a single digit: the cast cannot truncate.
+            bytes[i] = b'0' + (magnitude % 10) as u8;
+            magnitude /= 10;
+            if magnitude == 0 {
+                break;
+            }
+        }
+        if n < 0 {
+            i -= 1;
+            bytes[i] = b'-';
+        }
+        i -= 1;
+        bytes[i] = prefix;
+        Self { bytes, start: i }
+    }
+
+    /// The line's bytes.
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
 /// Appends `<prefix><n>\r\n`.
 fn push_len_line(out: &mut Vec<u8>, prefix: u8, n: usize) {
-    out.push(prefix);
-    out.extend_from_slice(n.to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(LenLine::new(prefix, n as i64).as_bytes());
 }
 
 /// Appends a bulk string.
@@ -231,7 +279,7 @@ impl Output {
 
     /// Appends `<prefix><n>\r\n` unless muted.
     fn len_line(&mut self, prefix: u8, n: i64, always: bool) {
-        let line = format!("{}{n}\r\n", char::from(prefix));
+        let line = LenLine::new(prefix, n);
         if always {
             self.raw_always(line.as_bytes());
         } else {
@@ -405,14 +453,25 @@ impl Output {
 
     /// Frames the next batch of output and returns it as slices for one
     /// vectored write; then call [`advance`](Self::advance) with what the
-    /// socket took.
+    /// socket took. (Allocates; [`fill_slices`](Self::fill_slices) does
+    /// not.)
     pub(crate) fn slices(&mut self) -> Vec<IoSlice<'_>> {
-        self.seal_tail();
+        let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS];
+        let count = self.fill_slices(&mut slices);
+        slices[..count].to_vec()
+    }
+
+    /// Frames the next batch of output into `slices` for one vectored
+    /// write and returns how many it filled; then call
+    /// [`advance`](Self::advance) with what the socket took.
+    pub(crate) fn fill_slices<'a>(&'a mut self, slices: &mut [IoSlice<'a>; MAX_SEGMENTS]) -> usize {
         self.scratch.clear();
         self.plan.clear();
         let mut bytes = 0;
+        let mut every_chunk = true;
         for (index, chunk) in self.chunks.iter().enumerate() {
             if self.plan.len() + 3 > MAX_SEGMENTS || bytes >= MAX_BATCH_BYTES {
+                every_chunk = false;
                 break;
             }
             let skip = if index == 0 { self.front_written } else { 0 };
@@ -440,7 +499,10 @@ impl Output {
                 }
             }
         }
-        let mut slices = Vec::with_capacity(self.plan.len());
+        if every_chunk && !self.tail.is_empty() && self.plan.len() < MAX_SEGMENTS {
+            self.plan.push(Segment::Tail);
+        }
+        let mut filled = 0;
         for segment in &self.plan {
             let bytes: &[u8] = match *segment {
                 Segment::Scratch(start, end) => &self.scratch[start..end],
@@ -452,20 +514,26 @@ impl Output {
                     Chunk::Message { message, .. } => &message.payload()[skip..],
                     Chunk::Data(_) => &[],
                 },
+                Segment::Tail => &self.tail,
             };
             if !bytes.is_empty() {
-                slices.push(IoSlice::new(bytes));
+                slices[filled] = IoSlice::new(bytes);
+                filled += 1;
             }
         }
-        slices
+        filled
     }
 
-    /// Marks `written` bytes from the front as sent.
+    /// Marks `written` bytes from the front as sent: whole chunks first,
+    /// then the front of `tail`.
     pub(crate) fn advance(&mut self, mut written: usize) {
         self.pending -= written;
         while written > 0 {
             let Some(front) = self.chunks.front() else {
-                break;
+                // Only replies are left; they were written from `tail` in
+                // place.
+                self.tail.advance(written);
+                return;
             };
             let (len, is_message) = match front {
                 Chunk::Data(data) => (data.len(), false),
@@ -513,8 +581,12 @@ mod tests {
     fn drain(out: &mut Output, step: usize) -> Vec<u8> {
         let mut written = Vec::new();
         while !out.is_empty() {
-            let slices = out.slices();
-            let mut batch: Vec<u8> = slices.iter().flat_map(|s| s.iter().copied()).collect();
+            let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS];
+            let count = out.fill_slices(&mut slices);
+            let mut batch: Vec<u8> = slices[..count]
+                .iter()
+                .flat_map(|s| s.iter().copied())
+                .collect();
             batch.truncate(step);
             written.extend_from_slice(&batch);
             let n = batch.len();
@@ -604,6 +676,28 @@ mod tests {
         let rest = drain(&mut out, 5);
         assert_eq!(rest, b"\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n+OK\r\n");
         assert_eq!(out.message_bytes(), 0);
+    }
+
+    /// Replies written in place from the reply buffer, in part, stay in
+    /// order with a message queued after them.
+    #[test]
+    fn partly_written_replies_precede_a_later_message() {
+        let mut out = Output::new();
+        out.integer(-12);
+        out.bulk(b"abc");
+        let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS];
+        assert_eq!(out.fill_slices(&mut slices), 1);
+        out.advance(10);
+        out.message(messages().remove(0));
+        out.simple("OK");
+        assert_eq!(out.chunk_count(), 3);
+        assert_eq!(
+            drain(&mut out, 4),
+            b"abc\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n+OK\r\n"
+        );
+        out.integer(i64::MIN);
+        out.integer(0);
+        assert_eq!(drain(&mut out, 3), b":-9223372036854775808\r\n:0\r\n");
     }
 
     /// Errors stay on one line.

@@ -3,11 +3,21 @@
 //!
 //! # Listeners
 //!
-//! A server listens on one TCP address. Accepting is separate from serving:
-//! [`admit`] registers an accepted stream of any `AsyncRead + AsyncWrite`
-//! type and spawns its connection task, so another kind of listener (a TLS
-//! one, handing over streams after its handshake) plugs in beside the TCP
-//! accept loop without touching the connection code.
+//! A server has one or two listeners, each an accept loop on a TCP address:
+//!
+//! | builder | listeners |
+//! |---|---|
+//! | `bind(a)` | plaintext on `a` |
+//! | `bind(a).tls(c)` | TLS on `a` (instead of plaintext) |
+//! | `bind(a).tls(c).tls_bind(b)` | plaintext on `a` and TLS on `b` |
+//!
+//! Accepting is separate from serving: [`admit`] registers an accepted
+//! stream of any `AsyncRead + AsyncWrite` type and spawns its connection
+//! task. A TLS listener runs each handshake in a task of its own (see
+//! `tls.rs`) and hands the finished TLS stream to [`admit`], so the
+//! connection code serves both kinds alike. Handshakes in progress belong
+//! to their accept loop: stopping the loop cancels them, so no connection
+//! can be admitted after [`Server::stop`] has stopped the listeners.
 
 use std::fmt;
 use std::io;
@@ -20,12 +30,13 @@ use bytes::Bytes;
 use tannoy::{Broker, OverflowPolicy};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::clients::{ClientHandle, ClientInfo, Registry};
 use crate::config::{Config, DEFAULT_MAXCLIENTS, OutputBufferLimit, Overflow, lock};
 use crate::connection;
 use crate::shutdown::Stop;
+use crate::tls::{Handshaker, TlsConfig};
 
 /// Counters `INFO stats` reports.
 #[derive(Debug, Default)]
@@ -191,12 +202,21 @@ fn fd_of(stream: &TcpStream) -> i64 {
     }
 }
 
-/// Accepts connections until `stop` fires.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: Stop) {
+/// Accepts connections until `stop` fires; with `tls`, each goes through
+/// a TLS handshake (in a task of its own, at most `maxclients` at once)
+/// before it is admitted.
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: Stop,
+    tls: Option<Arc<Handshaker>>,
+) {
     let local = listener.local_addr().ok();
+    let mut handshakes = JoinSet::new();
     loop {
         let accepted = tokio::select! {
-            () = stop.wait() => return,
+            () = stop.wait() => break,
+            Some(_) = handshakes.join_next(), if !handshakes.is_empty() => continue,
             accepted = listener.accept() => accepted,
         };
         match accepted {
@@ -205,19 +225,36 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: Stop)
                 let _ = stream.set_nodelay(true);
                 let local_addr = stream.local_addr().ok().or(local).unwrap_or(addr);
                 let fd = fd_of(&stream);
-                admit(&shared, stream, addr, local_addr, fd);
+                let Some(tls) = &tls else {
+                    admit(&shared, stream, addr, local_addr, fd);
+                    continue;
+                };
+                if handshakes.len() >= shared.config.maxclients() {
+                    // As many handshakes running as clients allowed: close
+                    // this one at once (dropping it) rather than queue it.
+                    continue;
+                }
+                let (tls, shared) = (Arc::clone(tls), Arc::clone(&shared));
+                handshakes.spawn(async move {
+                    if let Some(stream) = tls.handshake(stream).await {
+                        admit(&shared, stream, addr, local_addr, fd);
+                    }
+                });
             }
             Err(_) => {
                 // Out of file descriptors, or a connection reset before it
                 // was accepted: pause briefly rather than spin, as Redis
                 // logs and carries on.
                 tokio::select! {
-                    () = stop.wait() => return,
+                    () = stop.wait() => break,
                     () = tokio::time::sleep(Duration::from_millis(10)) => {}
                 }
             }
         }
     }
+    // Cancel handshakes in progress (and wait until they are gone), so
+    // none admits a client once the loop is stopped.
+    handshakes.shutdown().await;
 }
 
 /// Percent-encodes `bytes` for the user-info part of a URL.
@@ -278,6 +315,10 @@ pub struct ServerBuilder {
     overflow: Overflow,
     /// See [`ServerBuilder::request_timeout`].
     request_timeout: Option<Duration>,
+    /// See [`ServerBuilder::tls`].
+    tls: Option<TlsConfig>,
+    /// See [`ServerBuilder::tls_bind`].
+    tls_bind: Option<String>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -289,6 +330,8 @@ impl fmt::Debug for ServerBuilder {
             .field("pubsub_limit", &self.pubsub_limit)
             .field("overflow", &self.overflow)
             .field("request_timeout", &self.request_timeout)
+            .field("tls", &self.tls)
+            .field("tls_bind", &self.tls_bind)
             .finish_non_exhaustive()
     }
 }
@@ -310,6 +353,8 @@ impl ServerBuilder {
             pubsub_limit: OutputBufferLimit::default(),
             overflow: Overflow::Disconnect,
             request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
+            tls: None,
+            tls_bind: None,
         }
     }
 
@@ -439,12 +484,74 @@ impl ServerBuilder {
         self
     }
 
-    /// Binds the address and starts accepting connections on the current
-    /// tokio runtime.
+    /// Serves TLS with these settings (Redis's `tls-cert-file`,
+    /// `tls-key-file`, `tls-ca-cert-file`, `tls-auth-clients`): on the
+    /// [`bind`](Self::bind) address instead of plaintext, or, with
+    /// [`tls_bind`](Self::tls_bind), on a second address beside it. The
+    /// [`url`](Server::url) of a TLS listener is `rediss://...`.
+    /// `requirepass`, `AUTH` and `HELLO` work exactly as over plaintext.
+    /// Default: no TLS.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tannoy_server::{Server, TlsConfig};
+    ///
+    /// let tls = TlsConfig::from_pem_files("tests/data/tls/server.crt", "tests/data/tls/server.key")?;
+    /// let server = Server::builder().tls(tls).requirepass("key").start().await?;
+    /// assert_eq!(server.url(), format!("rediss://:key@{}", server.local_addr()));
+    /// # server.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tls(mut self, config: TlsConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Serves TLS on this address (`host:port`, port 0 for a free one),
+    /// and plaintext on the [`bind`](Self::bind) address, as redis-server
+    /// with both `port` and `tls-port`. Needs [`tls`](Self::tls).
+    /// Default: none (TLS, when configured, replaces plaintext on the
+    /// `bind` address).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tannoy_server::{Server, TlsConfig};
+    ///
+    /// let tls = TlsConfig::from_pem_files("tests/data/tls/server.crt", "tests/data/tls/server.key")?;
+    /// let server = Server::builder()
+    ///     .bind("127.0.0.1:0")
+    ///     .tls(tls)
+    ///     .tls_bind("127.0.0.1:0")
+    ///     .start()
+    ///     .await?;
+    /// assert!(server.url().starts_with("redis://"));
+    /// let tls_addr = server.tls_local_addr().expect("a TLS listener");
+    /// assert_eq!(server.tls_url(), Some(format!("rediss://{tls_addr}")));
+    /// # server.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tls_bind(mut self, addr: impl Into<String>) -> Self {
+        self.tls_bind = Some(addr.into());
+        self
+    }
+
+    /// Binds the address (or addresses) and starts accepting connections
+    /// on the current tokio runtime.
     ///
     /// # Errors
     ///
-    /// When the address cannot be resolved or bound.
+    /// When an address cannot be resolved or bound; with kind
+    /// `InvalidInput`, when the TLS settings cannot be used (see
+    /// [`TlsError`](crate::TlsError)) or [`tls_bind`](Self::tls_bind) was
+    /// given without [`tls`](Self::tls).
     ///
     /// # Examples
     ///
@@ -457,15 +564,48 @@ impl ServerBuilder {
     /// # }
     /// ```
     pub async fn start(self) -> io::Result<Server> {
-        let listener = TcpListener::bind(&self.bind).await?;
-        let addr = listener.local_addr()?;
+        let tls = match &self.tls {
+            Some(config) => Some(Arc::new(Handshaker::new(config)?)),
+            None => None,
+        };
+        let mut binds = Vec::new();
+        match (&tls, &self.tls_bind) {
+            (None, None) => binds.push((self.bind.as_str(), None)),
+            (Some(tls), None) => binds.push((self.bind.as_str(), Some(Arc::clone(tls)))),
+            (Some(tls), Some(tls_bind)) => {
+                binds.push((self.bind.as_str(), None));
+                binds.push((tls_bind.as_str(), Some(Arc::clone(tls))));
+            }
+            (None, Some(_)) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a TLS address (tls_bind) needs TLS settings (tls)",
+                ));
+            }
+        }
+        let mut endpoints = Vec::new();
+        let mut listeners = Vec::new();
+        for (bind, tls) in binds {
+            let listener = TcpListener::bind(bind).await?;
+            endpoints.push(Endpoint {
+                addr: listener.local_addr()?,
+                tls,
+            });
+            listeners.push(listener);
+        }
         let config = Config::new(
             self.requirepass,
             self.maxclients,
             self.pubsub_limit,
             self.overflow,
         );
-        config.set_port(addr.port());
+        for endpoint in &endpoints {
+            if endpoint.tls.is_some() {
+                config.set_tls_port(endpoint.addr.port());
+            } else {
+                config.set_port(endpoint.addr.port());
+            }
+        }
         let shared = Arc::new(Shared {
             broker: self.broker.unwrap_or_default(),
             config,
@@ -477,21 +617,30 @@ impl ServerBuilder {
         });
         let inner = Arc::new(Inner {
             shared,
-            addr,
+            endpoints,
             listening: Mutex::new(None),
         });
-        inner.listen(listener);
+        inner.listen(listeners);
         Ok(Server { inner })
     }
 }
 
-/// The accept loop of a listening server.
+/// One address a server listens on.
+#[derive(Debug)]
+struct Endpoint {
+    /// The address (with the real port when 0 was asked).
+    addr: SocketAddr,
+    /// The TLS handshake, for a TLS listener.
+    tls: Option<Arc<Handshaker>>,
+}
+
+/// The accept loops of a listening server.
 #[derive(Debug)]
 struct Listening {
-    /// Stops the loop.
+    /// Stops every loop.
     stop: crate::shutdown::StopHandle,
-    /// The loop's task.
-    task: JoinHandle<()>,
+    /// The loops' tasks, one per endpoint.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// A server's state, shared with [`TestServer`](crate::TestServer).
@@ -499,18 +648,32 @@ struct Listening {
 pub(crate) struct Inner {
     /// What connections share.
     shared: Arc<Shared>,
-    /// The address listened on (with the real port when 0 was asked).
-    addr: SocketAddr,
-    /// The accept loop, while listening.
+    /// The addresses listened on, the one [`Server::url`] names first.
+    endpoints: Vec<Endpoint>,
+    /// The accept loops, while listening.
     listening: Mutex<Option<Listening>>,
 }
 
 impl Inner {
-    /// Starts the accept loop on `listener`.
-    fn listen(&self, listener: TcpListener) {
+    /// Starts the accept loops, on `listeners` (one per endpoint, in order).
+    fn listen(&self, listeners: Vec<TcpListener>) {
         let (handle, stop) = crate::shutdown::channel();
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&self.shared), stop));
-        *lock(&self.listening) = Some(Listening { stop: handle, task });
+        let tasks = listeners
+            .into_iter()
+            .zip(&self.endpoints)
+            .map(|(listener, endpoint)| {
+                tokio::spawn(accept_loop(
+                    listener,
+                    Arc::clone(&self.shared),
+                    stop.clone(),
+                    endpoint.tls.clone(),
+                ))
+            })
+            .collect();
+        *lock(&self.listening) = Some(Listening {
+            stop: handle,
+            tasks,
+        });
     }
 
     /// Stops accepting and closes every client connection.
@@ -518,7 +681,9 @@ impl Inner {
         let listening = lock(&self.listening).take();
         if let Some(listening) = listening {
             listening.stop.stop();
-            let _ = listening.task.await;
+            for task in listening.tasks {
+                let _ = task.await;
+            }
         }
         let clients = self.shared.clients.all();
         for client in &clients {
@@ -534,8 +699,12 @@ impl Inner {
         if lock(&self.listening).is_some() {
             return Ok(());
         }
-        let listener = TcpListener::bind(self.addr).await?;
-        self.listen(listener);
+        let mut listeners = Vec::new();
+        for endpoint in &self.endpoints {
+            // On failure, the listeners bound so far close as they drop.
+            listeners.push(TcpListener::bind(endpoint.addr).await?);
+        }
+        self.listen(listeners);
         Ok(())
     }
 
@@ -575,17 +744,49 @@ impl Inner {
         stalled
     }
 
-    /// The URL clients connect with.
-    pub(crate) fn url(&self) -> String {
+    /// The URL clients connect to `endpoint` with.
+    fn endpoint_url(&self, endpoint: &Endpoint) -> String {
+        let scheme = if endpoint.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         match self.shared.config.requirepass() {
-            Some(password) => format!("redis://:{}@{}", url_encode(&password), self.addr),
-            None => format!("redis://{}", self.addr),
+            Some(password) => format!("{scheme}://:{}@{}", url_encode(&password), endpoint.addr),
+            None => format!("{scheme}://{}", endpoint.addr),
         }
     }
 
-    /// The address listened on.
+    /// The first endpoint (there is always one).
+    fn first(&self) -> &Endpoint {
+        self.endpoints
+            .first()
+            .unwrap_or_else(|| unreachable!("`start` makes one endpoint or more"))
+    }
+
+    /// The TLS endpoint, if any.
+    fn tls_endpoint(&self) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.tls.is_some())
+    }
+
+    /// The URL clients connect with (the first listener).
+    pub(crate) fn url(&self) -> String {
+        self.endpoint_url(self.first())
+    }
+
+    /// The address listened on (the first listener).
     pub(crate) fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.first().addr
+    }
+
+    /// The TLS listener's URL.
+    pub(crate) fn tls_url(&self) -> Option<String> {
+        self.tls_endpoint().map(|e| self.endpoint_url(e))
+    }
+
+    /// The TLS listener's address.
+    pub(crate) fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls_endpoint().map(|e| e.addr)
     }
 
     /// Every connected client.
@@ -680,7 +881,8 @@ impl Server {
     }
 
     /// The address the server listens on, with the port it got if port 0
-    /// was asked for.
+    /// was asked for: the [`bind`](ServerBuilder::bind) address, which is
+    /// the TLS one when the server serves TLS only.
     ///
     /// # Examples
     ///
@@ -689,8 +891,29 @@ impl Server {
         self.inner.local_addr()
     }
 
-    /// The URL to give a Redis client: `redis://127.0.0.1:PORT`, or
-    /// `redis://:PASSWORD@127.0.0.1:PORT` with a password (percent-encoded).
+    /// The address of the TLS listener, if the server has one (the same
+    /// as [`local_addr`](Self::local_addr) when it serves TLS only).
+    ///
+    /// # Examples
+    ///
+    /// See [`ServerBuilder::tls_bind`].
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.inner.tls_local_addr()
+    }
+
+    /// The URL of the TLS listener, `rediss://...`, if the server has one.
+    ///
+    /// # Examples
+    ///
+    /// See [`ServerBuilder::tls_bind`].
+    pub fn tls_url(&self) -> Option<String> {
+        self.inner.tls_url()
+    }
+
+    /// The URL to give a Redis client, for the address of
+    /// [`local_addr`](Self::local_addr): `redis://127.0.0.1:PORT` (or
+    /// `rediss://` when that address serves TLS), with the password if
+    /// one is set, percent-encoded: `redis://:PASSWORD@127.0.0.1:PORT`.
     ///
     /// # Examples
     ///

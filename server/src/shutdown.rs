@@ -26,8 +26,8 @@ impl StopHandle {
     }
 }
 
-/// The accept loop's side of the signal.
-#[derive(Debug)]
+/// The accept loops' side of the signal (one clone per loop).
+#[derive(Clone, Debug)]
 pub(crate) struct Stop {
     /// Sees the `true` sent by [`StopHandle::stop`].
     receiver: watch::Receiver<bool>,

@@ -21,6 +21,10 @@ use crate::server::{Inner, Server, ServerBuilder};
 /// thread, inside an async runtime or not (the server never runs on the
 /// caller's runtime).
 ///
+/// With the `test-tls` feature, [`start_tls`](Self::start_tls) serves TLS
+/// instead, with a certificate from a throwaway CA that the test's client
+/// is told to trust ([`ca_pem`](Self::ca_pem), [`ca_path`](Self::ca_path)).
+///
 /// # Examples
 ///
 /// ```
@@ -40,6 +44,9 @@ pub struct TestServer {
     server: Option<Server>,
     /// The runtime it runs on.
     runtime: Option<Runtime>,
+    /// The CA that signed its certificate, when it serves TLS.
+    #[cfg(feature = "test-tls")]
+    ca: Option<crate::test_ca::TestCa>,
 }
 
 /// Worker threads of a test server's runtime: two, so the server keeps up
@@ -115,7 +122,151 @@ impl TestServer {
         Ok(Self {
             server: Some(server),
             runtime: Some(runtime),
+            #[cfg(feature = "test-tls")]
+            ca: None,
         })
+    }
+
+    /// Starts a server with Redis's defaults that serves TLS only, on a
+    /// free loopback port, with a certificate for `localhost`, `127.0.0.1`
+    /// and `::1` signed by a CA generated for it alone. Its
+    /// [`url`](Self::url) is `rediss://127.0.0.1:PORT`; clients trust
+    /// [`ca_pem`](Self::ca_pem) (or the file at [`ca_path`](Self::ca_path))
+    /// and verify the server as they would in production.
+    ///
+    /// Needs the `test-tls` feature (which compiles `rcgen`).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start), and if the CA file cannot be written to
+    /// the temporary directory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let redis = tannoy_server::TestServer::start_tls();
+    /// let client = redis::Client::build_with_tls(
+    ///     redis.url(), // "rediss://127.0.0.1:PORT"
+    ///     redis::TlsCertificates {
+    ///         client_tls: None,
+    ///         root_cert: Some(redis.ca_pem().as_bytes().to_vec()),
+    ///     },
+    /// )?;
+    /// let mut con = client.get_connection()?;
+    /// let receivers: i64 = redis::cmd("PUBLISH").arg("news").arg("hi").query(&mut con)?;
+    /// assert_eq!(receivers, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "test-tls")]
+    #[track_caller]
+    pub fn start_tls() -> Self {
+        Self::with_tls(Server::builder())
+    }
+
+    /// As [`start_tls`](Self::start_tls), with the rest of the
+    /// configuration from `builder` (a password, say). Its TLS settings
+    /// are replaced by the generated ones; with
+    /// [`tls_bind`](ServerBuilder::tls_bind), TLS is served there and
+    /// plaintext on the `bind` address.
+    ///
+    /// Needs the `test-tls` feature.
+    ///
+    /// # Panics
+    ///
+    /// As [`start_tls`](Self::start_tls).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let redis = tannoy_server::TestServer::with_tls(
+    ///     tannoy_server::Server::builder().requirepass("access-key"),
+    /// );
+    /// assert!(redis.url().starts_with("rediss://:access-key@127.0.0.1:"));
+    /// ```
+    #[cfg(feature = "test-tls")]
+    #[track_caller]
+    pub fn with_tls(builder: ServerBuilder) -> Self {
+        match Self::try_with_tls(builder) {
+            Ok(server) => server,
+            Err(e) => panic!("cannot start a TLS test server: {e}"),
+        }
+    }
+
+    /// As [`with_tls`](Self::with_tls), returning failures.
+    ///
+    /// Needs the `test-tls` feature.
+    ///
+    /// # Errors
+    ///
+    /// When no runtime can be built, the address cannot be bound or the
+    /// CA file cannot be written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let redis = tannoy_server::TestServer::try_with_tls(tannoy_server::Server::builder())?;
+    /// assert!(redis.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "test-tls")]
+    pub fn try_with_tls(builder: ServerBuilder) -> io::Result<Self> {
+        let (ca, config) = crate::test_ca::TestCa::generate()?;
+        let mut server = Self::try_with(builder.tls(config))?;
+        server.ca = Some(ca);
+        Ok(server)
+    }
+
+    /// The generated CA.
+    #[cfg(feature = "test-tls")]
+    #[track_caller]
+    fn ca(&self) -> &crate::test_ca::TestCa {
+        match &self.ca {
+            Some(ca) => ca,
+            None => panic!("not a TLS test server: start it with TestServer::start_tls"),
+        }
+    }
+
+    /// The PEM of the CA that signed the server's certificate: what the
+    /// test's client trusts.
+    ///
+    /// Needs the `test-tls` feature.
+    ///
+    /// # Panics
+    ///
+    /// If the server was not started with [`start_tls`](Self::start_tls)
+    /// or its siblings.
+    ///
+    /// # Examples
+    ///
+    /// See [`start_tls`](Self::start_tls).
+    #[cfg(feature = "test-tls")]
+    #[track_caller]
+    pub fn ca_pem(&self) -> &str {
+        self.ca().pem()
+    }
+
+    /// A file holding [`ca_pem`](Self::ca_pem), for clients that take a
+    /// path (redis-py's `ssl_ca_certs`, `redis-cli --cacert`). It is
+    /// removed when the server is dropped.
+    ///
+    /// Needs the `test-tls` feature.
+    ///
+    /// # Panics
+    ///
+    /// As [`ca_pem`](Self::ca_pem).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let redis = tannoy_server::TestServer::start_tls();
+    /// let pem = std::fs::read_to_string(redis.ca_path())?;
+    /// assert_eq!(pem, redis.ca_pem());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "test-tls")]
+    #[track_caller]
+    pub fn ca_path(&self) -> &std::path::Path {
+        self.ca().path()
     }
 
     /// The running server.
@@ -157,13 +308,37 @@ impl TestServer {
         self.server().url()
     }
 
-    /// The address the server listens on.
+    /// The address the server listens on (see [`Server::local_addr`]).
     ///
     /// # Examples
     ///
     /// See [`TestServer`].
     pub fn local_addr(&self) -> SocketAddr {
         self.server().local_addr()
+    }
+
+    /// The TLS listener's URL, if the server has one (see
+    /// [`Server::tls_url`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(tannoy_server::TestServer::start().tls_url(), None);
+    /// ```
+    pub fn tls_url(&self) -> Option<String> {
+        self.server().tls_url()
+    }
+
+    /// The TLS listener's address, if the server has one (see
+    /// [`Server::tls_local_addr`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(tannoy_server::TestServer::start().tls_local_addr(), None);
+    /// ```
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.server().tls_local_addr()
     }
 
     /// The broker served; publish or subscribe in-process through it.

@@ -4,15 +4,19 @@
 //! tannoy-server [--bind ADDR] [--port N] [--requirepass PW] [--maxclients N]
 //!               [--client-output-buffer-limit-pubsub "HARD SOFT SECONDS"]
 //!               [--overflow disconnect|drop-oldest]
+//!               [--tls-port N --tls-cert-file FILE --tls-key-file FILE
+//!                [--tls-ca-cert-file FILE] [--tls-auth-clients no|yes|optional]]
 //! ```
 //!
-//! The first line on stdout is `listening on HOST:PORT`. SIGINT and
-//! SIGTERM stop the server cleanly.
+//! The first line on stdout is exactly `listening on HOST:PORT`: the
+//! plaintext port, or the TLS port when there is no plaintext one. With
+//! TLS, a line `listening on HOST:PORT (tls)` follows for the TLS port.
+//! SIGINT and SIGTERM stop the server cleanly.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use tannoy_server::{OutputBufferLimit, Overflow, Server};
+use tannoy_server::{AuthClients, OutputBufferLimit, Overflow, Server, TlsConfig};
 
 /// The usage text.
 const USAGE: &str = "\
@@ -30,10 +34,21 @@ options (defaults as Redis):
   --overflow disconnect|drop-oldest
                        what a subscribed client over its limit suffers
                        (default disconnect, as Redis)
+  --tls-port N         serve TLS on this port; 0 picks a free one. Without
+                       --port, TLS only; with it, plaintext on --port too
+  --tls-cert-file FILE the server's certificate chain, PEM (needed for TLS)
+  --tls-key-file FILE  its private key, PEM (needed for TLS)
+  --tls-ca-cert-file FILE
+                       CA certificates that client certificates must chain to
+  --tls-auth-clients no|yes|optional
+                       whether clients must present a certificate (default
+                       yes with --tls-ca-cert-file, as Redis; no without)
   -h, --help           show this help
   -V, --version        show the version
 
-The first line on stdout is `listening on HOST:PORT`.
+The first line on stdout is exactly `listening on HOST:PORT` (the plaintext
+port, or the TLS port when there is no plaintext one); with TLS, a line
+`listening on HOST:PORT (tls)` follows for the TLS port.
 ";
 
 /// The command line, parsed.
@@ -41,8 +56,18 @@ The first line on stdout is `listening on HOST:PORT`.
 struct Options {
     /// `--bind`.
     bind: String,
-    /// `--port`.
-    port: u16,
+    /// `--port` (`None`: not given).
+    port: Option<u16>,
+    /// `--tls-port`.
+    tls_port: Option<u16>,
+    /// `--tls-cert-file`.
+    tls_cert_file: Option<String>,
+    /// `--tls-key-file`.
+    tls_key_file: Option<String>,
+    /// `--tls-ca-cert-file`.
+    tls_ca_cert_file: Option<String>,
+    /// `--tls-auth-clients`.
+    tls_auth_clients: Option<AuthClients>,
     /// `--requirepass`.
     requirepass: Option<String>,
     /// `--maxclients`.
@@ -65,7 +90,12 @@ enum Command {
 fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut options = Options {
         bind: "127.0.0.1".to_owned(),
-        port: 6379,
+        port: None,
+        tls_port: None,
+        tls_cert_file: None,
+        tls_key_file: None,
+        tls_ca_cert_file: None,
+        tls_auth_clients: None,
         requirepass: None,
         maxclients: 10_000,
         limit: OutputBufferLimit::default(),
@@ -99,7 +129,18 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
             "--bind" => options.bind = value()?,
             "--port" => {
                 let v = value()?;
-                options.port = v.parse().map_err(|_| format!("invalid port '{v}'"))?;
+                options.port = Some(v.parse().map_err(|_| format!("invalid port '{v}'"))?);
+            }
+            "--tls-port" => {
+                let v = value()?;
+                options.tls_port = Some(v.parse().map_err(|_| format!("invalid port '{v}'"))?);
+            }
+            "--tls-cert-file" => options.tls_cert_file = Some(value()?),
+            "--tls-key-file" => options.tls_key_file = Some(value()?),
+            "--tls-ca-cert-file" => options.tls_ca_cert_file = Some(value()?),
+            "--tls-auth-clients" => {
+                options.tls_auth_clients =
+                    Some(value()?.parse().map_err(|e| format!("{flag}: {e}"))?);
             }
             "--requirepass" => options.requirepass = Some(value()?),
             "--maxclients" => {
@@ -119,7 +160,34 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
             _ => return Err(format!("unknown option '{flag}'")),
         }
     }
+    let tls_files = options.tls_cert_file.is_some()
+        || options.tls_key_file.is_some()
+        || options.tls_ca_cert_file.is_some()
+        || options.tls_auth_clients.is_some();
+    if options.tls_port.is_none() && tls_files {
+        return Err("the --tls-* options need --tls-port".to_owned());
+    }
+    if options.tls_port.is_some()
+        && (options.tls_cert_file.is_none() || options.tls_key_file.is_none())
+    {
+        return Err("--tls-port needs --tls-cert-file and --tls-key-file".to_owned());
+    }
     Ok(Command::Run(options))
+}
+
+/// The TLS settings the options ask for, if any.
+fn tls_config(options: &Options) -> Result<Option<TlsConfig>, String> {
+    let (Some(cert), Some(key)) = (&options.tls_cert_file, &options.tls_key_file) else {
+        return Ok(None);
+    };
+    let mut config = TlsConfig::from_pem_files(cert, key).map_err(|e| e.to_string())?;
+    if let Some(ca) = &options.tls_ca_cert_file {
+        config = config.client_ca_pem_file(ca).map_err(|e| e.to_string())?;
+    }
+    if let Some(auth) = options.tls_auth_clients {
+        config = config.auth_clients(auth);
+    }
+    Ok(Some(config))
 }
 
 /// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere).
@@ -152,8 +220,29 @@ async fn run(options: Options) -> std::io::Result<()> {
     } else {
         options.bind.clone()
     };
-    let mut builder = Server::builder()
-        .bind(format!("{host}:{}", options.port))
+    let tls = tls_config(&options)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // Redis's default port, unless only a TLS port is asked for.
+    let port = match (options.port, options.tls_port) {
+        (Some(port), _) => Some(port),
+        (None, Some(_)) => None,
+        (None, None) => Some(6379),
+    };
+    let mut builder = Server::builder();
+    match (port, options.tls_port, tls) {
+        (Some(port), Some(tls_port), Some(tls)) => {
+            builder = builder
+                .bind(format!("{host}:{port}"))
+                .tls(tls)
+                .tls_bind(format!("{host}:{tls_port}"));
+        }
+        (None, Some(tls_port), Some(tls)) => {
+            builder = builder.bind(format!("{host}:{tls_port}")).tls(tls);
+        }
+        (Some(port), _, _) => builder = builder.bind(format!("{host}:{port}")),
+        (None, _, _) => unreachable!("a port is chosen above whenever there is no TLS port"),
+    }
+    let mut builder = builder
         .maxclients(options.maxclients)
         .client_output_buffer_limit_pubsub(options.limit)
         .overflow(options.overflow);
@@ -164,6 +253,11 @@ async fn run(options: Options) -> std::io::Result<()> {
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {}", server.local_addr())?;
+        // Then each TLS listener, named as such (the first line's too,
+        // when the server serves TLS only).
+        if let Some(tls_addr) = server.tls_local_addr() {
+            writeln!(stdout, "listening on {tls_addr} (tls)")?;
+        }
         stdout.flush()?;
     }
     terminated().await;

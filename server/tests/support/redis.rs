@@ -79,6 +79,8 @@ pub(crate) struct RedisServer {
     child: Child,
     /// Its port.
     port: u16,
+    /// Its TLS port, if it serves TLS.
+    tls_port: Option<u16>,
     /// Its private directory (log only).
     dir: PathBuf,
 }
@@ -95,12 +97,24 @@ impl RedisServer {
 
     /// As [`start`](Self::start), with extra `--name value` arguments.
     pub(crate) fn start_with(extra: &[&str]) -> Option<RedisServer> {
+        Self::start_inner(extra, false)
+    }
+
+    /// As [`start_with`](Self::start_with), also serving TLS on a second
+    /// port (`--tls-port`); `extra` names the certificate files
+    /// (`--tls-cert-file`, `--tls-key-file`, `--tls-ca-cert-file`, ...).
+    pub(crate) fn start_tls(extra: &[&str]) -> Option<RedisServer> {
+        Self::start_inner(extra, true)
+    }
+
+    /// Starts, with a TLS port when `tls`.
+    fn start_inner(extra: &[&str], tls: bool) -> Option<RedisServer> {
         let Some(binary) = find_binary() else {
             return skip("redis-server not found");
         };
         let mut failure = String::new();
         for _ in 0..5 {
-            match Self::try_start(&binary, extra) {
+            match Self::try_start(&binary, extra, tls) {
                 Ok(server) => return Some(server),
                 Err(e) => failure = e,
             }
@@ -108,9 +122,17 @@ impl RedisServer {
         panic!("could not start {}: {failure}", binary.display());
     }
 
-    /// One attempt on one port.
-    fn try_start(binary: &Path, extra: &[&str]) -> Result<RedisServer, String> {
+    /// One attempt on one port (two with `tls`).
+    fn try_start(binary: &Path, extra: &[&str], tls: bool) -> Result<RedisServer, String> {
         let port = free_port().map_err(|e| e.to_string())?;
+        let tls_port = if tls {
+            Some(free_port().map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        let tls_args: Vec<String> = tls_port
+            .map(|p| vec!["--tls-port".to_owned(), p.to_string()])
+            .unwrap_or_default();
         let dir =
             std::env::temp_dir().join(format!("tannoy-server-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -122,6 +144,7 @@ impl RedisServer {
             .arg("--logfile")
             .arg(dir.join("redis.log"))
             .args(extra)
+            .args(&tls_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -131,7 +154,12 @@ impl RedisServer {
             .iter()
             .position(|a| *a == "--requirepass")
             .and_then(|i| extra.get(i + 1));
-        let mut server = RedisServer { child, port, dir };
+        let mut server = RedisServer {
+            child,
+            port,
+            tls_port,
+            dir,
+        };
         server.wait_until_ready(password.copied())?;
         Ok(server)
     }
@@ -166,6 +194,12 @@ impl RedisServer {
     pub(crate) fn addr(&self) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
+
+    /// The server's TLS address, if it serves TLS.
+    pub(crate) fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_port
+            .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    }
 }
 
 impl Drop for RedisServer {
@@ -176,11 +210,60 @@ impl Drop for RedisServer {
     }
 }
 
+/// A connection's way to the server: TCP, or TLS over TCP.
+#[derive(Debug)]
+enum Stream {
+    /// Plain TCP.
+    Tcp(TcpStream),
+    /// TLS, its handshake done.
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    /// The socket underneath.
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Stream::Tcp(socket) => socket,
+            Stream::Tls(tls) => &tls.sock,
+        }
+    }
+
+    /// Sets the socket's read timeout.
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.socket().set_read_timeout(timeout)
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(socket) => socket.read(buf),
+            Stream::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(socket) => socket.write(buf),
+            Stream::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(socket) => socket.flush(),
+            Stream::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
 /// A raw connection: bytes in, bytes out, nothing interpreted.
 #[derive(Debug)]
 pub(crate) struct RawConn {
     /// The socket.
-    stream: TcpStream,
+    stream: Stream,
     /// Bytes read but not yet taken.
     pending: Vec<u8>,
     /// Whether the peer closed the connection.
@@ -193,10 +276,41 @@ impl RawConn {
         let stream = TcpStream::connect_timeout(&addr, READ_TIMEOUT)?;
         stream.set_nodelay(true)?;
         Ok(RawConn {
-            stream,
+            stream: Stream::Tcp(stream),
             pending: Vec::new(),
             closed: false,
         })
+    }
+
+    /// Connects over TLS with `config`, checking the server's certificate
+    /// against `name`; the handshake is done when this returns.
+    pub(crate) fn try_connect_tls(
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> io::Result<RawConn> {
+        let mut socket = TcpStream::connect_timeout(&addr, READ_TIMEOUT)?;
+        socket.set_nodelay(true)?;
+        socket.set_read_timeout(Some(READ_TIMEOUT))?;
+        let mut tls = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+        while tls.is_handshaking() {
+            tls.complete_io(&mut socket)?;
+        }
+        Ok(RawConn {
+            stream: Stream::Tls(Box::new(rustls::StreamOwned::new(tls, socket))),
+            pending: Vec::new(),
+            closed: false,
+        })
+    }
+
+    /// [`try_connect_tls`](Self::try_connect_tls), or fails the test.
+    pub(crate) fn connect_tls(
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> RawConn {
+        Self::try_connect_tls(addr, config, name)
+            .unwrap_or_else(|e| panic!("cannot connect over TLS to {addr}: {e}"))
     }
 
     /// Connects, or fails the test.
@@ -207,6 +321,11 @@ impl RawConn {
     /// Sends bytes.
     pub(crate) fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send to the server");
+    }
+
+    /// Sends bytes, reporting a failure instead of failing the test.
+    pub(crate) fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
     }
 
     /// Reads whatever arrives within `quiet` of the last byte (or of the

@@ -1,0 +1,963 @@
+//! tannoy-server beside redis-server, in the same run, on the same machine:
+//! `PUBLISH` throughput, fan-out deliveries and latency, and memory per
+//! connection.
+//!
+//! Both servers run as separate processes on free loopback ports: the
+//! `tannoy-server` binary of this crate (built by `cargo bench` with the
+//! bench profile) with its defaults, and `redis-server` (Debian's
+//! `redis-server` package, 7.0) with persistence off. Both get the same
+//! clients.
+//!
+//! **`publish/<pipeline>/<server>`**: `redis-benchmark -c 50 -n N [-P 16]
+//! --csv PUBLISH bench:publish <64 bytes>`, no subscribers, unpipelined
+//! (`p1`) and 16 requests per pipeline (`p16`). One criterion iteration
+//! is one `redis-benchmark` run; its time is the one `redis-benchmark`
+//! measured (`N / rps` from its CSV), so criterion's `thrpt` is
+//! `redis-benchmark`'s requests per second.
+//!
+//! **`fanout/<subscribers>/<server>`**: 1, 50 and 500 subscriber
+//! connections (RESP2, `SUBSCRIBE bench:fanout`, read by tasks of this
+//! process) and one publisher connection. One iteration is a burst of
+//! publishes (64-byte payloads, the first 8 bytes the send time),
+//! pipelined 16 to a write with at most 64 unanswered, timed from the
+//! first write until every subscriber has received every message. Every
+//! `PUBLISH` reply is checked to count every subscriber, and every frame
+//! received to be the message Redis sends. Criterion's `thrpt` is
+//! deliveries per second (a publish counts once per subscriber);
+//! publish-to-receive latency is measured for every delivery.
+//!
+//! **Memory**: each server's resident set (`VmRSS` in `/proc/PID/status`)
+//! before and after opening 1,000 connections that each sent one `PING`
+//! (idle), then after each subscribed to a channel of its own
+//! (subscribed); read at once and again after 3 s, once Redis's
+//! once-a-second housekeeping has shrunk idle clients' buffers.
+//!
+//! After criterion's runs, a few more rounds run interleaved (tannoy,
+//! redis, redis, tannoy, ...), so the two are compared moments apart on a
+//! machine whose load may drift. The tables at the end give, per server,
+//! the median over every run (warm-up included) of the rate, p99 latency
+//! (for `PUBLISH`, as `redis-benchmark` reports it), and the median of the
+//! per-round tannoy / redis ratios. The CPU (model name, family, model) is
+//! printed first.
+//!
+//! **Run**: `cargo bench -p tannoy-server --bench versus_redis` (about
+//! 3 minutes). `redis-server` and `redis-benchmark` are found on `PATH`
+//! (or in `/usr/bin`; `TANNOY_REDIS_SERVER` names another `redis-server`);
+//! without them the benchmark says so and does nothing, unless
+//! `TANNOY_REQUIRE_REDIS=1`, which makes that a failure.
+//! `TANNOY_BENCH_QUICK=1` runs a smoke-sized version (so does running the
+//! target without `--bench`, as `cargo test --benches` does).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
+    criterion_main, measurement::WallTime,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// Payload bytes of every published message.
+const PAYLOAD: usize = 64;
+
+/// `redis-benchmark` connections (its default).
+const BENCHMARK_CLIENTS: u32 = 50;
+
+/// Publishes per write of the fan-out publisher.
+const BATCH: u64 = 16;
+
+/// Most unanswered publishes of the fan-out publisher.
+const WINDOW: u64 = 64;
+
+/// Channel of the fan-out benchmark.
+const FANOUT_CHANNEL: &[u8] = b"bench:fanout";
+
+/// Longest any one step may take before the run is declared stuck.
+const STUCK: Duration = Duration::from_secs(60);
+
+/// Whether to run the smoke-sized version (see the module docs).
+fn quick() -> bool {
+    std::env::var_os("TANNOY_BENCH_QUICK").is_some_and(|v| v != "0")
+        || !std::env::args().any(|a| a == "--bench")
+}
+
+/// Whether a missing `redis-server` or `redis-benchmark` is a failure.
+fn required() -> bool {
+    std::env::var_os("TANNOY_REQUIRE_REDIS").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The CPU's model name, family and model, as `lscpu` reports them (from
+/// `/proc/cpuinfo`), and the number of CPUs.
+fn cpu() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+            .and_then(|l| l.split_once(':'))
+            .map_or_else(|| "?".to_owned(), |(_, v)| v.trim().to_owned())
+    };
+    format!(
+        "{} (family {}, model {}), {} CPUs",
+        field("model name"),
+        field("cpu family"),
+        field("model"),
+        thread::available_parallelism().map_or(0, |n| n.get())
+    )
+}
+
+/// A program on `PATH`, or in `/usr/bin`.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The two programs the benchmark needs besides this crate's.
+struct Tools {
+    /// `redis-server`.
+    redis_server: PathBuf,
+    /// `redis-benchmark`.
+    redis_benchmark: PathBuf,
+}
+
+impl Tools {
+    /// Finds both, or says what is missing (and fails if that is required).
+    fn find() -> Option<Tools> {
+        let redis_server = std::env::var_os("TANNOY_REDIS_SERVER")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| find_on_path("redis-server"));
+        let redis_benchmark = find_on_path("redis-benchmark");
+        match (redis_server, redis_benchmark) {
+            (Some(redis_server), Some(redis_benchmark)) => Some(Tools {
+                redis_server,
+                redis_benchmark,
+            }),
+            _ => {
+                let what = "redis-server or redis-benchmark not found (Debian packages \
+                            redis-server and redis-tools)";
+                assert!(!required(), "{what}, and TANNOY_REQUIRE_REDIS is set");
+                eprintln!("skipped: {what} (set TANNOY_REQUIRE_REDIS=1 to make this a failure)");
+                None
+            }
+        }
+    }
+}
+
+/// A server process on a loopback port, killed when dropped.
+struct ServerProcess {
+    /// `tannoy` or `redis`, as the benchmark ids and tables name it.
+    name: &'static str,
+    /// The process.
+    child: Child,
+    /// Where it listens.
+    addr: SocketAddr,
+    /// A private directory to remove afterwards (redis-server's log).
+    dir: Option<PathBuf>,
+}
+
+impl ServerProcess {
+    /// This crate's `tannoy-server` on a free port (`--port 0`), with its
+    /// default settings.
+    fn tannoy() -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tannoy-server"))
+            .args(["--port", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run tannoy-server");
+        let stdout = child.stdout.take().expect("tannoy-server's stdout");
+        let (tx, rx) = mpsc::channel();
+        // Reads the first line, then drains stdout until the process ends.
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("tannoy-server prints `listening on HOST:PORT`");
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from tannoy-server: {line:?}"));
+        ServerProcess {
+            name: "tannoy",
+            child,
+            addr,
+            dir: None,
+        }
+    }
+
+    /// `redis-server` on a free port, persistence off.
+    fn redis(binary: &Path) -> ServerProcess {
+        let mut failure = String::new();
+        for _ in 0..5 {
+            match Self::try_redis(binary) {
+                Ok(server) => return server,
+                Err(e) => failure = e,
+            }
+        }
+        panic!("could not start {}: {failure}", binary.display());
+    }
+
+    /// One attempt at [`redis`](Self::redis), on one port.
+    fn try_redis(binary: &Path) -> Result<ServerProcess, String> {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("tannoy-bench-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let child = Command::new(binary)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--logfile")
+            .arg(dir.join("redis.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        let server = ServerProcess {
+            name: "redis",
+            child,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            dir: Some(dir),
+        };
+        // Ready when it answers, and it is our process that answers.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let wanted = format!("process_id:{}\r\n", server.child.id());
+        loop {
+            if let Ok(mut conn) = TcpStream::connect(server.addr) {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                conn.write_all(b"INFO server\r\n")
+                    .map_err(|e| e.to_string())?;
+                let mut reply = Vec::new();
+                let mut buf = [0; 4096];
+                while !reply.windows(wanted.len()).any(|w| w == wanted.as_bytes()) {
+                    match conn.read(&mut buf) {
+                        Ok(n) if n > 0 => reply.extend_from_slice(&buf[..n]),
+                        _ => return Err(format!("port {port} is served by another process")),
+                    }
+                }
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                return Err("no answer within 10 s".to_owned());
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Resident set size in bytes (`VmRSS`).
+    fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read the server's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .expect("VmRSS in /proc/PID/status")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two when even).
+fn median(values: &[f64]) -> f64 {
+    let mut values = values.to_vec();
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Interleaved round order: tannoy, redis, then redis, tannoy, ..., so
+/// neither side always goes first.
+fn round_order(round: usize) -> [usize; 2] {
+    if round % 2 == 0 { [0, 1] } else { [1, 0] }
+}
+
+/// Measurements of one workload on one server.
+#[derive(Default)]
+struct Record {
+    /// Rate of every run: requests or deliveries per second.
+    rates: Vec<f64>,
+    /// The p99 latency of every `redis-benchmark` run, in ms.
+    p99_ms: Vec<f64>,
+    /// Rate of each interleaved round.
+    rounds: Vec<f64>,
+}
+
+// ---------------------------------------------------------------------
+// PUBLISH with redis-benchmark
+// ---------------------------------------------------------------------
+
+/// What one `redis-benchmark` run reported.
+struct BenchmarkRun {
+    /// Requests per second.
+    rps: f64,
+    /// 99th percentile latency, in milliseconds.
+    p99_ms: f64,
+}
+
+/// Runs `redis-benchmark` with `PUBLISH` against `addr` and parses its
+/// CSV line: `"test","rps","avg_latency_ms","min_latency_ms",
+/// "p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"`.
+fn redis_benchmark(tool: &Path, addr: SocketAddr, requests: u64, pipeline: u32) -> BenchmarkRun {
+    let payload = "x".repeat(PAYLOAD);
+    let mut child = Command::new(tool)
+        .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+        .args(["-c", &BENCHMARK_CLIENTS.to_string()])
+        .args(["-n", &requests.to_string(), "-P", &pipeline.to_string()])
+        .args(["--csv", "PUBLISH", "bench:publish", &payload])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run redis-benchmark");
+    let deadline = Instant::now() + STUCK;
+    while child
+        .try_wait()
+        .expect("wait for redis-benchmark")
+        .is_none()
+    {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redis-benchmark against {addr} did not finish within {STUCK:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let output = child.wait_with_output().expect("redis-benchmark's output");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let fields: Vec<f64> = text
+        .lines()
+        .find(|l| l.starts_with("\"PUBLISH"))
+        .map(|l| {
+            l.split(',')
+                .skip(1)
+                .map(|f| f.trim_matches('"').parse().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        output.status.success() && fields.len() == 7 && fields[0] > 0.0,
+        "redis-benchmark against {addr} failed: {text}"
+    );
+    BenchmarkRun {
+        rps: fields[0],
+        p99_ms: fields[5],
+    }
+}
+
+/// `PUBLISH` throughput, unpipelined and pipelined, on both servers.
+fn publish(
+    c: &mut Criterion,
+    tools: &Tools,
+    servers: &[ServerProcess; 2],
+    quick: bool,
+) -> Vec<(String, [Record; 2])> {
+    let mut group = c.benchmark_group("publish");
+    configure(&mut group, quick);
+    let rounds = if quick { 1 } else { 4 };
+    let mut results = Vec::new();
+    // Requests per run: about a third of a second on a 2-CPU machine.
+    let workloads: [(&str, u32, u64); 2] = if quick {
+        [("p1", 1, 500), ("p16", 16, 5_000)]
+    } else {
+        [("p1", 1, 5_000), ("p16", 16, 80_000)]
+    };
+    for (label, pipeline, requests) in workloads {
+        let records: [Mutex<Record>; 2] = Default::default();
+        group.throughput(Throughput::Elements(requests));
+        for (server, record) in servers.iter().zip(&records) {
+            group.bench_function(BenchmarkId::new(label, server.name), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let run = redis_benchmark(
+                            &tools.redis_benchmark,
+                            server.addr,
+                            requests,
+                            pipeline,
+                        );
+                        let mut record = record.lock().expect("record");
+                        record.rates.push(run.rps);
+                        record.p99_ms.push(run.p99_ms);
+                        total += Duration::from_secs_f64(requests as f64 / run.rps);
+                    }
+                    total
+                });
+            });
+        }
+        for round in 0..rounds {
+            for side in round_order(round) {
+                let run = redis_benchmark(
+                    &tools.redis_benchmark,
+                    servers[side].addr,
+                    requests,
+                    pipeline,
+                );
+                let mut record = records[side].lock().expect("record");
+                record.rates.push(run.rps);
+                record.p99_ms.push(run.p99_ms);
+                record.rounds.push(run.rps);
+            }
+        }
+        let [a, b] = records;
+        let name = format!("PUBLISH, -P {pipeline} (-c {BENCHMARK_CLIENTS} -n {requests})");
+        results.push((
+            name,
+            [
+                a.into_inner().expect("record"),
+                b.into_inner().expect("record"),
+            ],
+        ));
+    }
+    group.finish();
+    results
+}
+
+// ---------------------------------------------------------------------
+// Fan-out
+// ---------------------------------------------------------------------
+
+/// State shared by a fan-out fixture's subscriber tasks and its publisher.
+struct FanoutShared {
+    /// When the fixture started: send times are nanoseconds since this.
+    base: Instant,
+    /// Messages each subscriber must have received, in total, for the
+    /// current burst to be complete.
+    target: AtomicU64,
+    /// Subscribers still short of `target`.
+    remaining: AtomicUsize,
+    /// Signalled when `remaining` reaches zero.
+    done: Notify,
+    /// Publish-to-receive latency of every delivery, in nanoseconds.
+    latencies: Mutex<Vec<u64>>,
+}
+
+impl FanoutShared {
+    /// Nanoseconds since `base`.
+    fn now(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The bytes of one message frame as both servers send it (RESP2).
+fn message_frame_prefix() -> Vec<u8> {
+    let mut frame = b"*3\r\n$7\r\nmessage\r\n".to_vec();
+    frame.extend_from_slice(format!("${}\r\n", FANOUT_CHANNEL.len()).as_bytes());
+    frame.extend_from_slice(FANOUT_CHANNEL);
+    frame.extend_from_slice(format!("\r\n${PAYLOAD}\r\n").as_bytes());
+    frame
+}
+
+/// A `RESP` request.
+fn request(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// One subscriber connection's reader: checks and times every message.
+async fn subscriber(mut conn: tokio::net::TcpStream, shared: Arc<FanoutShared>) {
+    let prefix = message_frame_prefix();
+    let frame_len = prefix.len() + PAYLOAD + 2;
+    let mut buf = vec![0; 64 * 1024];
+    let mut filled = 0;
+    let mut received: u64 = 0;
+    let mut latencies = Vec::new();
+    loop {
+        let n = match conn.read(&mut buf[filled..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let now = shared.now();
+        filled += n;
+        let before = received;
+        let mut at = 0;
+        while filled - at >= frame_len {
+            let frame = &buf[at..at + frame_len];
+            assert!(
+                frame.starts_with(&prefix) && frame.ends_with(b"\r\n"),
+                "not the message frame Redis sends: {:?}",
+                String::from_utf8_lossy(frame)
+            );
+            let sent_at = &frame[prefix.len()..prefix.len() + 8];
+            let sent_at = u64::from_le_bytes(sent_at.try_into().expect("8 bytes"));
+            latencies.push(now.saturating_sub(sent_at));
+            received += 1;
+            at += frame_len;
+        }
+        buf.copy_within(at..filled, 0);
+        filled -= at;
+        if !latencies.is_empty() {
+            shared
+                .latencies
+                .lock()
+                .expect("latencies")
+                .append(&mut latencies);
+        }
+        let target = shared.target.load(Ordering::SeqCst);
+        if before < target
+            && received >= target
+            && shared.remaining.fetch_sub(1, Ordering::SeqCst) == 1
+        {
+            shared.done.notify_one();
+        }
+    }
+}
+
+/// One server's fan-out setup: subscriber connections and a publisher.
+struct Fanout {
+    /// What the subscriber tasks and the publisher share.
+    shared: Arc<FanoutShared>,
+    /// The subscriber tasks.
+    tasks: Vec<JoinHandle<()>>,
+    /// The publisher's connection.
+    publisher: tokio::net::TcpStream,
+    /// Subscriber connections.
+    subscribers: usize,
+    /// Publishes per burst.
+    burst: u64,
+}
+
+impl Fanout {
+    /// Connects `subscribers` subscribers and a publisher to `addr`.
+    async fn connect(addr: SocketAddr, subscribers: usize, burst: u64) -> Fanout {
+        let shared = Arc::new(FanoutShared {
+            base: Instant::now(),
+            target: AtomicU64::new(0),
+            remaining: AtomicUsize::new(0),
+            done: Notify::new(),
+            latencies: Mutex::new(Vec::new()),
+        });
+        let subscribe = request(&[b"SUBSCRIBE", FANOUT_CHANNEL]);
+        let mut confirmation = b"*3\r\n$9\r\nsubscribe\r\n".to_vec();
+        confirmation.extend_from_slice(format!("${}\r\n", FANOUT_CHANNEL.len()).as_bytes());
+        confirmation.extend_from_slice(FANOUT_CHANNEL);
+        confirmation.extend_from_slice(b"\r\n:1\r\n");
+        let mut tasks = Vec::with_capacity(subscribers);
+        for _ in 0..subscribers {
+            let mut conn = tokio::net::TcpStream::connect(addr)
+                .await
+                .expect("connect a subscriber");
+            conn.set_nodelay(true).expect("TCP_NODELAY");
+            conn.write_all(&subscribe).await.expect("SUBSCRIBE");
+            let mut reply = vec![0; confirmation.len()];
+            conn.read_exact(&mut reply).await.expect("confirmation");
+            assert_eq!(reply, confirmation, "subscribe confirmation");
+            tasks.push(tokio::spawn(subscriber(conn, Arc::clone(&shared))));
+        }
+        let publisher = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect the publisher");
+        publisher.set_nodelay(true).expect("TCP_NODELAY");
+        Fanout {
+            shared,
+            tasks,
+            publisher,
+            subscribers,
+            burst,
+        }
+    }
+
+    /// Deliveries of one burst.
+    fn deliveries(&self) -> u64 {
+        self.burst * self.subscribers as u64
+    }
+
+    /// Publishes one burst and waits until every subscriber has it all;
+    /// returns the time taken.
+    async fn burst(&mut self) -> Duration {
+        let shared = &self.shared;
+        shared.remaining.store(self.subscribers, Ordering::SeqCst);
+        shared.target.fetch_add(self.burst, Ordering::SeqCst);
+        let reply = format!(":{}\r\n", self.subscribers).into_bytes();
+        let mut replies = vec![0; 64 * 1024];
+        let mut filled = 0;
+        let mut batch = Vec::new();
+        let (mut sent, mut answered) = (0, 0);
+        let start = Instant::now();
+        while answered < self.burst {
+            while sent < self.burst && sent - answered + BATCH <= WINDOW {
+                let count = BATCH.min(self.burst - sent);
+                let mut payload = [b'x'; PAYLOAD];
+                payload[..8].copy_from_slice(&shared.now().to_le_bytes());
+                batch.clear();
+                for _ in 0..count {
+                    batch.extend_from_slice(&request(&[b"PUBLISH", FANOUT_CHANNEL, &payload]));
+                }
+                self.publisher.write_all(&batch).await.expect("PUBLISH");
+                sent += count;
+            }
+            let n = self
+                .publisher
+                .read(&mut replies[filled..])
+                .await
+                .expect("PUBLISH replies");
+            assert!(n > 0, "the server closed the publisher's connection");
+            filled += n;
+            let whole = filled / reply.len() * reply.len();
+            for answer in replies[..whole].chunks(reply.len()) {
+                assert_eq!(
+                    answer,
+                    &reply[..],
+                    "PUBLISH must reach every subscriber: {:?}",
+                    String::from_utf8_lossy(answer)
+                );
+            }
+            answered += (whole / reply.len()) as u64;
+            replies.copy_within(whole..filled, 0);
+            filled -= whole;
+        }
+        tokio::time::timeout(STUCK, shared.done.notified())
+            .await
+            .expect("every subscriber receives every message");
+        start.elapsed()
+    }
+
+    /// The latencies recorded so far, in nanoseconds.
+    fn take_latencies(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.shared.latencies.lock().expect("latencies"))
+    }
+}
+
+impl Drop for Fanout {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The `q`-quantile of `values` (which it reorders), or NaN when empty.
+fn quantile(values: &mut [u64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((values.len() - 1) as f64 * q).round() as usize;
+    *values.select_nth_unstable(index).1 as f64
+}
+
+/// Fan-out results of one size on one server.
+struct FanoutResult {
+    /// Deliveries per second of every burst, and of the interleaved ones.
+    record: Record,
+    /// Median publish-to-receive latency, in microseconds.
+    p50_us: f64,
+    /// 99th percentile, in microseconds.
+    p99_us: f64,
+}
+
+/// Fan-out to 1, 50 and 500 subscriber connections on both servers.
+fn fanout(
+    c: &mut Criterion,
+    runtime: &Runtime,
+    servers: &[ServerProcess; 2],
+    quick: bool,
+) -> Vec<(usize, [FanoutResult; 2])> {
+    let mut group = c.benchmark_group("fanout");
+    configure(&mut group, quick);
+    let rounds = if quick { 1 } else { 4 };
+    // Publishes per burst: about 100,000 deliveries (20,000 for one
+    // subscriber, where the publisher's round trips bound the rate).
+    let sizes: &[(usize, u64)] = if quick {
+        &[(1, 200), (50, 100)]
+    } else {
+        &[(1, 20_000), (50, 2_000), (500, 200)]
+    };
+    let mut results = Vec::new();
+    for &(subscribers, burst) in sizes {
+        let mut fixtures = servers
+            .each_ref()
+            .map(|server| runtime.block_on(Fanout::connect(server.addr, subscribers, burst)));
+        group.throughput(Throughput::Elements(fixtures[0].deliveries()));
+        let mut records: [Record; 2] = Default::default();
+        for (fixture, (server, record)) in fixtures.iter_mut().zip(servers.iter().zip(&mut records))
+        {
+            let deliveries = fixture.deliveries() as f64;
+            group.bench_function(
+                BenchmarkId::new(subscribers.to_string(), server.name),
+                |b| {
+                    b.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let elapsed = runtime.block_on(fixture.burst());
+                            record.rates.push(deliveries / elapsed.as_secs_f64());
+                            total += elapsed;
+                        }
+                        total
+                    });
+                },
+            );
+        }
+        for round in 0..rounds {
+            for side in round_order(round) {
+                let elapsed = runtime.block_on(fixtures[side].burst());
+                let rate = fixtures[side].deliveries() as f64 / elapsed.as_secs_f64();
+                records[side].rates.push(rate);
+                records[side].rounds.push(rate);
+            }
+        }
+        let [a, b] = records;
+        let results_of = |fixture: &Fanout, record: Record| {
+            let mut latencies = fixture.take_latencies();
+            FanoutResult {
+                record,
+                p50_us: quantile(&mut latencies, 0.50) / 1e3,
+                p99_us: quantile(&mut latencies, 0.99) / 1e3,
+            }
+        };
+        let [ta, tb] = &fixtures;
+        results.push((subscribers, [results_of(ta, a), results_of(tb, b)]));
+        // Close the connections before the next size connects.
+        drop(fixtures);
+    }
+    group.finish();
+    results
+}
+
+// ---------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------
+
+/// Resident bytes per connection, read at once and after a pause.
+struct MemoryResult {
+    /// Connections opened.
+    connections: usize,
+    /// Per idle connection (one `PING` served): at once, after the pause.
+    idle: [f64; 2],
+    /// Per connection subscribed to a channel of its own, counted from
+    /// before any connection opened: at once, after the pause.
+    subscribed: [f64; 2],
+}
+
+/// Reads exactly `expected.len()` bytes and checks them.
+fn expect_reply(conn: &mut TcpStream, expected: &[u8]) {
+    let mut reply = vec![0; expected.len()];
+    conn.read_exact(&mut reply).expect("a reply");
+    assert_eq!(
+        reply,
+        expected,
+        "unexpected reply {:?}",
+        String::from_utf8_lossy(&reply)
+    );
+}
+
+/// Measures `server`'s memory per idle and per subscribed connection.
+fn memory(server: &ServerProcess, connections: usize, pause: Duration) -> MemoryResult {
+    let per = |after: u64, before: u64| (after as f64 - before as f64) / connections as f64;
+    let before = server.rss();
+    let mut conns: Vec<TcpStream> = (0..connections)
+        .map(|_| {
+            let conn = TcpStream::connect(server.addr).expect("connect");
+            conn.set_read_timeout(Some(STUCK)).expect("read timeout");
+            conn
+        })
+        .collect();
+    for conn in &mut conns {
+        conn.write_all(b"PING\r\n").expect("PING");
+    }
+    for conn in &mut conns {
+        expect_reply(conn, b"+PONG\r\n");
+    }
+    let idle_now = server.rss();
+    thread::sleep(pause);
+    let idle_later = server.rss();
+    for (i, conn) in conns.iter_mut().enumerate() {
+        let channel = format!("memory:{i}");
+        conn.write_all(&request(&[b"SUBSCRIBE", channel.as_bytes()]))
+            .expect("SUBSCRIBE");
+    }
+    for (i, conn) in conns.iter_mut().enumerate() {
+        let channel = format!("memory:{i}");
+        let confirmation = format!(
+            "*3\r\n$9\r\nsubscribe\r\n${}\r\n{channel}\r\n:1\r\n",
+            channel.len()
+        );
+        expect_reply(conn, confirmation.as_bytes());
+    }
+    let subscribed_now = server.rss();
+    thread::sleep(pause);
+    let subscribed_later = server.rss();
+    drop(conns);
+    MemoryResult {
+        connections,
+        idle: [per(idle_now, before), per(idle_later, before)],
+        subscribed: [per(subscribed_now, before), per(subscribed_later, before)],
+    }
+}
+
+// ---------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------
+
+/// Criterion settings for the groups here: ten long samples each.
+fn configure(group: &mut BenchmarkGroup<'_, WallTime>, quick: bool) {
+    group.sampling_mode(SamplingMode::Flat).sample_size(10);
+    if quick {
+        group
+            .warm_up_time(Duration::from_millis(50))
+            .measurement_time(Duration::from_millis(200));
+    } else {
+        group
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(3));
+    }
+}
+
+/// `tannoy / redis` of the medians of `[tannoy, redis]`.
+fn ratio(values: [f64; 2]) -> f64 {
+    values[0] / values[1]
+}
+
+/// The median of the per-round ratios tannoy / redis.
+fn round_ratio(tannoy: &Record, redis: &Record) -> f64 {
+    let ratios: Vec<f64> = tannoy
+        .rounds
+        .iter()
+        .zip(&redis.rounds)
+        .map(|(t, r)| t / r)
+        .collect();
+    median(&ratios)
+}
+
+/// Runs everything and prints the tables.
+fn versus_redis(c: &mut Criterion) {
+    let Some(tools) = Tools::find() else {
+        return;
+    };
+    let quick = quick();
+    println!("CPU: {}", cpu());
+    let servers = [
+        ServerProcess::tannoy(),
+        ServerProcess::redis(&tools.redis_server),
+    ];
+    // Memory first, on servers nothing else has used yet.
+    let (connections, pause) = if quick {
+        (50, Duration::from_millis(100))
+    } else {
+        (1_000, Duration::from_secs(3))
+    };
+    let memory = servers.each_ref().map(|s| memory(s, connections, pause));
+    let publish = publish(c, &tools, &servers, quick);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the fan-out clients");
+    let fanout = fanout(c, &runtime, &servers, quick);
+
+    println!();
+    println!("CPU: {}", cpu());
+    println!();
+    println!(
+        "redis-benchmark PUBLISH, no subscribers (requests/s; p99 as redis-benchmark reports it)"
+    );
+    println!(
+        "{:<44} {:>12} {:>12} {:>8} {:>8} {:>10} {:>10}",
+        "workload", "tannoy rps", "redis rps", "ratio", "rounds", "tannoy p99", "redis p99"
+    );
+    for (name, records) in &publish {
+        let rps = [median(&records[0].rates), median(&records[1].rates)];
+        println!(
+            "{:<44} {:>12.0} {:>12.0} {:>7.2}x {:>7.2}x {:>8.2}ms {:>8.2}ms",
+            name,
+            rps[0],
+            rps[1],
+            ratio(rps),
+            round_ratio(&records[0], &records[1]),
+            median(&records[0].p99_ms),
+            median(&records[1].p99_ms),
+        );
+    }
+    println!();
+    println!(
+        "fan-out, 1 publisher ({BATCH} publishes a write, at most {WINDOW} unanswered), \
+         {PAYLOAD}-byte payloads (deliveries/s; publish-to-receive latency)"
+    );
+    println!(
+        "{:<12} {:>14} {:>14} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11}",
+        "subscribers",
+        "tannoy del/s",
+        "redis del/s",
+        "ratio",
+        "rounds",
+        "tannoy p50",
+        "redis p50",
+        "tannoy p99",
+        "redis p99"
+    );
+    for (subscribers, [t, r]) in &fanout {
+        let rates = [median(&t.record.rates), median(&r.record.rates)];
+        println!(
+            "{:<12} {:>14.0} {:>14.0} {:>7.2}x {:>7.2}x {:>9.0}us {:>9.0}us {:>9.0}us {:>9.0}us",
+            subscribers,
+            rates[0],
+            rates[1],
+            ratio(rates),
+            round_ratio(&t.record, &r.record),
+            t.p50_us,
+            r.p50_us,
+            t.p99_us,
+            r.p99_us,
+        );
+    }
+    println!();
+    println!(
+        "memory: resident bytes per connection ({} connections; at once / after {:?})",
+        memory[0].connections, pause
+    );
+    println!("{:<8} {:>20} {:>20}", "server", "idle (PING)", "subscribed");
+    for (server, m) in servers.iter().zip(&memory) {
+        println!(
+            "{:<8} {:>9.0} / {:>8.0} {:>9.0} / {:>8.0}",
+            server.name, m.idle[0], m.idle[1], m.subscribed[0], m.subscribed[1]
+        );
+    }
+    println!();
+    drop(runtime);
+}
+
+criterion_group! {
+    name = benches;
+    // Ten long samples a benchmark; plots would add nothing to the tables.
+    config = Criterion::default().without_plots();
+    targets = versus_redis
+}
+criterion_main!(benches);
