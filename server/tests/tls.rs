@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use redis::{RawConn, encode};
 use tannoy_server::{AuthClients, Server, TestServer, TlsConfig, TlsErrorKind};
-use tls::{Ca, Identity, client_config, loopback_name};
+use tls::{Ca, IN_2000, Identity, client_config, client_config_at, loopback_name};
 
 /// How long any one wait may take before the test fails.
 const WAIT: Duration = Duration::from_secs(10);
@@ -320,6 +320,30 @@ fn failed_handshakes_cost_one_connection_only() {
     n += 1;
     witness_works(&server, &mut w, n);
 
+    assert_eq!(server.clients().len(), 1, "only the witness is a client");
+}
+
+/// A server whose certificate has expired: a client that checks it
+/// against today's date refuses it (rustls reports it as expired), and
+/// that costs its own connection only. The witness, whose clock says
+/// 2000 when the certificate was valid, verifies it fully and keeps
+/// receiving.
+#[test]
+fn expired_certificate_is_refused_while_others_receive() {
+    let ca = Ca::new("ca");
+    let server = TestServer::with(Server::builder().tls(config(&ca.expired_server())));
+    let addr = server.local_addr();
+    let mut w = RawConn::connect_tls(addr, client_config_at(ca.pem(), IN_2000), loopback_name());
+    w.send(&encode(&[b"SUBSCRIBE", b"w"]));
+    w.read_until_suffix(b":1\r\n");
+    witness_works(&server, &mut w, 1);
+    for n in 2..4 {
+        let refused =
+            RawConn::try_connect_tls(addr, client_config(ca.pem(), None), loopback_name());
+        let error = refused.expect_err("an expired certificate was accepted");
+        assert!(error.to_string().contains("certificate expired"), "{error}");
+        witness_works(&server, &mut w, n);
+    }
     assert_eq!(server.clients().len(), 1, "only the witness is a client");
 }
 

@@ -186,6 +186,40 @@ pub(crate) fn client_config(
     Arc::new(config)
 }
 
+/// A clock stopped at one moment, for a client that must verify a
+/// certificate as of that moment (one that has since expired, say).
+#[derive(Debug)]
+struct StoppedClock(rustls::pki_types::UnixTime);
+
+impl rustls::time_provider::TimeProvider for StoppedClock {
+    fn current_time(&self) -> Option<rustls::pki_types::UnixTime> {
+        Some(self.0)
+    }
+}
+
+/// A client configuration that trusts `ca_pem` only and verifies the
+/// server's certificate fully, as of the Unix time `seconds` rather than
+/// now: a client whose clock says a certificate is still valid.
+pub(crate) fn client_config_at(ca_pem: &str, seconds: u64) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("CA PEM")).expect("trust the CA");
+    }
+    let clock = Arc::new(StoppedClock(rustls::pki_types::UnixTime::since_unix_epoch(
+        std::time::Duration::from_secs(seconds),
+    )));
+    Arc::new(
+        rustls::ClientConfig::builder_with_details(provider(), clock)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// Mid-2000, when [`Ca::expired_server`]'s certificates were valid.
+pub(crate) const IN_2000: u64 = 962_000_000;
+
 /// The name a client checks the server's certificate against.
 pub(crate) fn loopback_name() -> ServerName<'static> {
     ServerName::try_from("127.0.0.1").expect("an IP address name")
