@@ -88,6 +88,9 @@ pub(crate) struct Feed<P> {
     /// `state.tail`, readable without the lock: a reader with nothing to
     /// read learns it from one atomic load.
     tail: AtomicU64,
+    /// Whether this is a pattern's feed (its entries are `PMessage`s), so
+    /// readers order its entries without looking into them.
+    pattern: bool,
 }
 
 /// An entry as a reader holds it: its stamp and its envelope.
@@ -103,8 +106,24 @@ pub(crate) struct Read {
 }
 
 impl<P> Feed<P> {
-    /// An empty feed.
+    /// An empty feed of a channel or shard channel.
     pub(crate) fn new() -> Arc<Self> {
+        Self::with_kind(false)
+    }
+
+    /// An empty feed of a pattern.
+    pub(crate) fn new_pattern() -> Arc<Self> {
+        Self::with_kind(true)
+    }
+
+    /// Whether this is a pattern's feed.
+    #[inline]
+    pub(crate) fn is_pattern(&self) -> bool {
+        self.pattern
+    }
+
+    /// An empty feed; `pattern` for a pattern's.
+    fn with_kind(pattern: bool) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(FeedState {
                 entries: VecDeque::new(),
@@ -118,6 +137,7 @@ impl<P> Feed<P> {
                 watch_epoch: 0,
             }),
             tail: AtomicU64::new(0),
+            pattern,
         })
     }
 

@@ -130,11 +130,6 @@ impl<P> Envelope<P> {
             payload,
         })
     }
-
-    /// Which subscription delivered it.
-    pub(crate) fn kind(&self) -> MessageKind {
-        self.kind
-    }
 }
 
 impl<P> Message<P> {

@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::feed::{Feed, Stamped};
-use crate::message::{Envelope, MessageKind, Received};
+use crate::message::{Envelope, Received};
 use crate::signal::Signal;
 use crate::sync::Mutex;
 
@@ -69,6 +69,9 @@ pub(crate) struct Cursor<P> {
     buf: VecDeque<Stamped<P>>,
     /// The feed's watch epoch when this reader's signal was left there.
     watched: Option<u64>,
+    /// Whether the feed is a pattern's (a copy of `Feed::is_pattern`, kept
+    /// beside the buffer so ordering touches no other memory).
+    pattern: bool,
 }
 
 impl<P> Cursor<P> {
@@ -91,9 +94,7 @@ impl<P> Cursor<P> {
     /// Order of the first buffered entry among all cursors' entries: its
     /// stamp, then exact before pattern messages of the same stamp.
     fn head_key(&self) -> Option<(u64, bool)> {
-        self.buf
-            .front()
-            .map(|(stamp, envelope)| (*stamp, envelope.kind() == MessageKind::PMessage))
+        self.buf.front().map(|(stamp, _)| (*stamp, self.pattern))
     }
 }
 
@@ -136,12 +137,15 @@ impl<P> ReaderState<P> {
     /// The cursor holding the oldest message, refilling as needed; see the
     /// module docs, *Merging*.
     fn pick(&mut self) -> Option<usize> {
+        let mut refilled = false;
         for i in 0..self.cursors.len() {
-            self.refill(i);
+            refilled |= self.refill(i);
         }
-        if self.cursors.len() > 1 {
+        if refilled && self.cursors.len() > 1 {
             // Look again at the cursors that had nothing: what was
-            // published before the candidates is visible by now.
+            // published before the new candidates is visible by now. (The
+            // candidates buffered earlier were taken before the pass above
+            // looked, so that pass already saw what preceded them.)
             loop {
                 let mut looked = false;
                 for i in 0..self.cursors.len() {
@@ -152,10 +156,17 @@ impl<P> ReaderState<P> {
                 }
             }
         }
-        (0..self.cursors.len())
-            .filter_map(|i| self.cursors[i].head_key().map(|key| (key, i)))
-            .min()
-            .map(|(_, i)| i)
+        // A plain loop: `filter_map(..).min()` over these tuples compiled
+        // to partial stack stores that stalled on store forwarding.
+        let mut best: Option<(u64, bool, usize)> = None;
+        for (i, cursor) in self.cursors.iter().enumerate() {
+            if let Some((stamp, pattern)) = cursor.head_key() {
+                if best.is_none_or(|(s, p, _)| (stamp, pattern) < (s, p)) {
+                    best = Some((stamp, pattern, i));
+                }
+            }
+        }
+        best.map(|(_, _, i)| i)
     }
 
     /// Takes the next message, first dropping the oldest ones beyond
@@ -323,12 +334,14 @@ impl<P> Reader<P> {
     /// the new cursor too.
     #[must_use = "the returned waker must be woken"]
     pub(crate) fn add(&self, feed: Arc<Feed<P>>, start: u64) -> Option<Waker> {
+        let pattern = feed.is_pattern();
         self.state.lock().cursors.push(Cursor {
             feed,
             next: start,
             end: OPEN,
             buf: VecDeque::new(),
             watched: None,
+            pattern,
         });
         self.signal.ring()
     }

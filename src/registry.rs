@@ -651,7 +651,7 @@ impl<P> Registry<P> {
                     Arc::clone(&entry.feed)
                 }
                 None => {
-                    let feed = Feed::new();
+                    let feed = Feed::new_pattern();
                     index.insert(
                         pattern.clone(),
                         PatternEntry {
