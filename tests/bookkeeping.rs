@@ -230,7 +230,10 @@ fn subscriber_introspection_reflects_held_sets() {
     sub.psubscribe(["a*", "a"]);
     sub.ssubscribe(["a", "s"]);
 
-    assert_eq!(set(sub.subscribed_channels()), set([b"a".as_slice(), b"", b"\xff"]));
+    assert_eq!(
+        set(sub.subscribed_channels()),
+        set([b"a".as_slice(), b"", b"\xff"])
+    );
     assert_eq!(set(sub.subscribed_patterns()), set(["a*", "a"]));
     assert_eq!(set(sub.subscribed_shard_channels()), set(["a", "s"]));
     assert_eq!(sub.subscribed_channels().len(), 3);
@@ -240,7 +243,10 @@ fn subscriber_introspection_reflects_held_sets() {
     sub.unsubscribe([b"".as_slice()]);
     sub.punsubscribe(["a"]);
     sub.sunsubscribe(["s"]);
-    assert_eq!(set(sub.subscribed_channels()), set([b"a".as_slice(), b"\xff"]));
+    assert_eq!(
+        set(sub.subscribed_channels()),
+        set([b"a".as_slice(), b"\xff"])
+    );
     assert_eq!(set(sub.subscribed_patterns()), set(["a*"]));
     assert_eq!(set(sub.subscribed_shard_channels()), set(["a"]));
     assert_eq!(sub.subscription_count(), 3);
