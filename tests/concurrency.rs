@@ -174,7 +174,12 @@ fn churn_neither_deadlocks_nor_panics() {
                         }
                         7 => drop(alive.swap_remove(at)),
                         _ => {
-                            let _ = (sub.subscribed_channels(), sub.subscribed_patterns(), sub.dropped(), sub.len());
+                            let _ = (
+                                sub.subscribed_channels(),
+                                sub.subscribed_patterns(),
+                                sub.dropped(),
+                                sub.len(),
+                            );
                         }
                     }
                 }

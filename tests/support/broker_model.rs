@@ -474,7 +474,11 @@ pub(crate) fn check_message<P: PublishId + fmt::Debug>(
 pub(crate) fn inspect<P>(sub: &Subscriber<P>, m: &SubModel) -> Result<(), String> {
     ensure_eq!(set(sub.subscribed_channels()), m.channels, "channels()");
     ensure_eq!(set(sub.subscribed_patterns()), m.patterns, "patterns()");
-    ensure_eq!(set(sub.subscribed_shard_channels()), m.shards, "shard_channels()");
+    ensure_eq!(
+        set(sub.subscribed_shard_channels()),
+        m.shards,
+        "shard_channels()"
+    );
     ensure_eq!(sub.subscription_count(), m.count(), "subscription_count()");
     ensure_eq!(
         sub.shard_subscription_count(),
