@@ -1,7 +1,9 @@
 //! `redis-cli` against tannoy-server: `SUBSCRIBE` printing what is
 //! published, one-shot `PUBLISH`, and pipe mode (`--pipe`, inline
-//! commands in bulk). Skips without `redis-cli`, unless
-//! `TANNOY_REQUIRE_REDIS` is set.
+//! commands in bulk); and `SUBSCRIBE`/`PUBLISH` over TLS (`--tls
+//! --cacert` with the test server's generated CA, and a password), where
+//! a `redis-cli` that trusts another CA fails alone. Skips without
+//! `redis-cli`, unless `TANNOY_REQUIRE_REDIS` is set.
 
 #[path = "support/redis.rs"]
 mod redis;
@@ -39,14 +41,80 @@ fn cli(server: &TestServer) -> Option<Command> {
     Some(command)
 }
 
+/// `redis-cli` aimed at a TLS server with a password, trusting the CA
+/// file `ca` (see [`TestServer::ca_path`]), or `None` to skip.
+fn tls_cli(server: &TestServer, ca: &std::path::Path) -> Option<Command> {
+    let mut command = cli(server)?;
+    command
+        .args(["--tls", "--cacert"])
+        .arg(ca)
+        .args(["-a", ACCESS_KEY, "--no-auth-warning"]);
+    Some(command)
+}
+
+/// The password of the TLS test, as an Azure access key is used.
+const ACCESS_KEY: &str = "access-key";
+
 /// `redis-cli SUBSCRIBE` prints the confirmation, then each message that
 /// `redis-cli PUBLISH` sends, as with redis-server.
 #[test]
 fn subscribe_and_publish() {
     let server = TestServer::start();
-    let Some(mut subscribe) = cli(&server) else {
+    let Some(subscribe) = cli(&server) else {
         return;
     };
+    let Some(publish) = cli(&server) else { return };
+    let _subscriber = check_subscribe_and_publish(subscribe, publish);
+}
+
+/// `redis-cli --tls --cacert CA -a PASSWORD` SUBSCRIBE and PUBLISH, as
+/// against an Azure cache: the same output as over plaintext. A
+/// `redis-cli` that trusts another CA fails to connect and says why,
+/// while the TLS subscriber keeps receiving.
+#[test]
+fn subscribe_and_publish_over_tls() {
+    let server = TestServer::with_tls(tannoy_server::Server::builder().requirepass(ACCESS_KEY));
+    let Some(subscribe) = tls_cli(&server, server.ca_path()) else {
+        return;
+    };
+    let Some(publish) = tls_cli(&server, server.ca_path()) else {
+        return;
+    };
+    let next = check_subscribe_and_publish(subscribe, publish);
+
+    // A server with a CA of its own: its CA file is the wrong one here.
+    let stranger = TestServer::start_tls();
+    let Some(mut wrong) = tls_cli(&server, stranger.ca_path()) else {
+        return;
+    };
+    let output = wrong
+        .args(["PUBLISH", "ai:models:updated", "never"])
+        .output()
+        .expect("run redis-cli");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("certificate verify failed"),
+        "redis-cli trusted another CA's server: {text}"
+    );
+    assert_eq!(server.broker().publish("ai:models:updated", "after"), 1);
+    assert_eq!(
+        [next(), next(), next()],
+        ["message", "ai:models:updated", "after"]
+    );
+}
+
+/// Runs `subscribe` with `SUBSCRIBE ai:models:updated` and `publish` with
+/// a `PUBLISH` to it; checks what both print; returns the source of the
+/// subscriber's further lines (it stays subscribed until the source
+/// drops).
+fn check_subscribe_and_publish(
+    mut subscribe: Command,
+    mut publish: Command,
+) -> impl Fn() -> String {
     let mut child = Reaped(
         subscribe
             .args(["SUBSCRIBE", "ai:models:updated"])
@@ -64,15 +132,14 @@ fn subscribe_and_publish() {
             }
         }
     });
-    let next = || rx.recv_timeout(WAIT).expect("a line from redis-cli");
+    let next = move || {
+        let _alive = &child;
+        rx.recv_timeout(WAIT).expect("a line from redis-cli")
+    };
     assert_eq!(
         [next(), next(), next()],
         ["subscribe", "ai:models:updated", "1"]
     );
-
-    let Some(mut publish) = cli(&server) else {
-        return;
-    };
     let output = publish
         .args(["PUBLISH", "ai:models:updated", "gpt-5:v2"])
         .output()
@@ -82,7 +149,7 @@ fn subscribe_and_publish() {
         [next(), next(), next()],
         ["message", "ai:models:updated", "gpt-5:v2"]
     );
-    drop(child);
+    next
 }
 
 /// `redis-cli --pipe` sends inline commands in bulk and checks every
