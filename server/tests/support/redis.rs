@@ -116,6 +116,10 @@ impl RedisServer {
         for _ in 0..5 {
             match Self::try_start(&binary, extra, tls) {
                 Ok(server) => return Some(server),
+                // A build without TLS says so in its log, and exits.
+                Err(e) if tls && e.contains("TLS") => {
+                    return skip(&format!("{} cannot serve TLS: {e}", binary.display()));
+                }
                 Err(e) => failure = e,
             }
         }
@@ -169,7 +173,9 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("redis-server exited with {status}"));
+                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+                let last = log.lines().rev().take(3).collect::<Vec<_>>();
+                return Err(format!("redis-server exited with {status}: {last:?}"));
             }
             if let Ok(mut conn) = RawConn::try_connect(self.addr()) {
                 if let Some(password) = password {
