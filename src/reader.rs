@@ -107,6 +107,9 @@ struct ReaderState<P> {
     seq: u64,
     /// Messages dropped so far.
     dropped: u64,
+    /// Cursors whose subscription ended (they go once drained), so a take
+    /// looks for drained ones only while there are any.
+    ended: usize,
 }
 
 impl<P> ReaderState<P> {
@@ -134,39 +137,55 @@ impl<P> ReaderState<P> {
         true
     }
 
-    /// The cursor holding the oldest message, refilling as needed; see the
-    /// module docs, *Merging*.
-    fn pick(&mut self) -> Option<usize> {
-        let mut refilled = false;
-        for i in 0..self.cursors.len() {
-            refilled |= self.refill(i);
-        }
-        if refilled && self.cursors.len() > 1 {
-            // Look again at the cursors that had nothing: what was
-            // published before the new candidates is visible by now. (The
-            // candidates buffered earlier were taken before the pass above
-            // looked, so that pass already saw what preceded them.)
-            loop {
-                let mut looked = false;
-                for i in 0..self.cursors.len() {
-                    looked |= self.refill(i);
-                }
-                if !looked {
-                    break;
-                }
-            }
-        }
+    /// One pass over the cursors: refills the empty ones if `refilled` is
+    /// given (setting it if any cursor looked at its feed), and returns the
+    /// cursor holding the oldest buffered entry (by stamp, exact before
+    /// pattern) with the messages pending over all cursors.
+    fn scan(&mut self, mut refilled: Option<&mut bool>) -> (Option<usize>, u64) {
+        let mut pending = 0;
         // A plain loop: `filter_map(..).min()` over these tuples compiled
         // to partial stack stores that stalled on store forwarding.
         let mut best: Option<(u64, bool, usize)> = None;
-        for (i, cursor) in self.cursors.iter().enumerate() {
+        for i in 0..self.cursors.len() {
+            if let Some(refilled) = refilled.as_deref_mut() {
+                *refilled |= self.refill(i);
+            }
+            let cursor = &self.cursors[i];
+            pending += cursor.pending();
             if let Some((stamp, pattern)) = cursor.head_key() {
                 if best.is_none_or(|(s, p, _)| (stamp, pattern) < (s, p)) {
                     best = Some((stamp, pattern, i));
                 }
             }
         }
-        best.map(|(_, _, i)| i)
+        (best.map(|(_, _, i)| i), pending)
+    }
+
+    /// The cursor holding the oldest message, refilling as needed, and the
+    /// messages pending over all cursors; see the module docs, *Merging*.
+    fn pick(&mut self) -> (Option<usize>, u64) {
+        let mut refilled = false;
+        let picked = self.scan(Some(&mut refilled));
+        if !refilled {
+            // Every candidate was buffered by an earlier take, before this
+            // pass looked at the empty cursors: that look already saw
+            // whatever was published before the candidates.
+            return picked;
+        }
+        // Look again at the cursors that had nothing: what was published
+        // before the new candidates is visible by now.
+        loop {
+            let mut looked = false;
+            for i in 0..self.cursors.len() {
+                looked |= self.refill(i);
+            }
+            if !looked {
+                break;
+            }
+        }
+        // No refill now: a candidate found here would not have been
+        // checked against the cursors looked at before it.
+        self.scan(None)
     }
 
     /// Takes the next message, first dropping the oldest ones beyond
@@ -177,7 +196,7 @@ impl<P> ReaderState<P> {
         } else {
             self.take_merged(capacity, garbage)
         };
-        if self.cursors.iter().any(Cursor::exhausted) {
+        if self.ended > 0 && self.cursors.iter().any(Cursor::exhausted) {
             self.sweep(garbage);
         }
         taken
@@ -221,10 +240,11 @@ impl<P> ReaderState<P> {
     /// [`take`](Self::take) for a reader of several feeds.
     fn take_merged(&mut self, capacity: u64, garbage: &mut Garbage<P>) -> Option<Received<P>> {
         loop {
-            let i = self.pick()?;
-            // Counted after `pick`, which may have found entries lost (and
-            // counted them as dropped); the `+ 1` is the entry about to go.
-            let pending = self.pending();
+            // `pending` counts after the refills, which may have found
+            // entries lost (and counted them as dropped); it includes the
+            // entry about to go.
+            let (picked, pending) = self.pick();
+            let i = picked?;
             let Some((_, envelope)) = self.cursors[i].buf.pop_front() else {
                 unreachable!("pick returns a cursor with a buffered entry");
             };
@@ -244,6 +264,7 @@ impl<P> ReaderState<P> {
     fn sweep(&mut self, garbage: &mut Garbage<P>) {
         let (done, live): (Vec<_>, Vec<_>) = self.cursors.drain(..).partition(Cursor::exhausted);
         self.cursors = live;
+        self.ended -= done.len();
         garbage.cursors.extend(done);
     }
 }
@@ -256,6 +277,19 @@ pub(crate) struct Garbage<P> {
     pub(crate) envelopes: Vec<Arc<Envelope<P>>>,
     /// Cursors of ended subscriptions (they hold their feed).
     pub(crate) cursors: Vec<Cursor<P>>,
+}
+
+impl<P> Garbage<P> {
+    /// Drops what was collected; the common empty case skips the drop glue
+    /// (two empty vectors own no memory, so forgetting them frees nothing).
+    #[inline]
+    pub(crate) fn dispose(self) {
+        if self.envelopes.is_empty() && self.cursors.is_empty() {
+            std::mem::forget(self);
+        } else {
+            drop(self);
+        }
+    }
 }
 
 impl<P> Default for Garbage<P> {
@@ -290,6 +324,7 @@ impl<P> Reader<P> {
                 cursors: Vec::new(),
                 seq: 0,
                 dropped: 0,
+                ended: 0,
             }),
             signal: Arc::new(Signal::default()),
             capacity: capacity as u64,
@@ -349,13 +384,15 @@ impl<P> Reader<P> {
     /// Ends the open cursor on `feed` at `end`; what was appended before it
     /// stays receivable. An ended cursor with nothing left goes to `garbage`.
     pub(crate) fn end(&self, feed: &Arc<Feed<P>>, end: u64, garbage: &mut Garbage<P>) {
-        let mut state = self.state.lock();
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
         if let Some(cursor) = state
             .cursors
             .iter_mut()
             .find(|c| c.end == OPEN && Arc::ptr_eq(&c.feed, feed))
         {
             cursor.end = end;
+            state.ended += 1;
         }
         if state.cursors.iter().any(Cursor::exhausted) {
             state.sweep(garbage);
@@ -366,6 +403,7 @@ impl<P> Reader<P> {
     /// subscriber is gone); the envelopes and cursors go to `garbage`.
     pub(crate) fn release_all(&self, garbage: &mut Garbage<P>) {
         let mut state = self.state.lock();
+        state.ended = 0;
         for mut cursor in state.cursors.drain(..) {
             let end = if cursor.end == OPEN {
                 cursor.feed.tail()
@@ -404,7 +442,7 @@ impl<P> Reader<P> {
         let mut state = self.state.lock();
         let taken = state.take(self.capacity, &mut garbage);
         drop(state);
-        drop(garbage);
+        garbage.dispose();
         match taken {
             Some(message) => Ok(message),
             None if was_closed => Err(TryRecvError::Closed),
