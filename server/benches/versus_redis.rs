@@ -32,6 +32,15 @@
 //! (subscribed); read at once and again after 3 s, once Redis's
 //! once-a-second housekeeping has shrunk idle clients' buffers.
 //!
+//! **Over TLS** (`fanout_tls/<subscribers>/<server>`, and memory per TLS
+//! connection): the same fan-out and memory measurements on a second pair
+//! of fresh processes, `tannoy-server --tls-port 0` (TLS only) and
+//! `redis-server --tls-port` (Debian's build links OpenSSL), both with one
+//! certificate from a CA generated for the run; every client is a rustls
+//! client (tokio-rustls for the fan-out) that verifies it. Both servers
+//! negotiate TLS 1.3 with the same client, so they do the same
+//! cryptographic work per byte.
+//!
 //! After criterion's runs, a few more rounds run interleaved (tannoy,
 //! redis, redis, tannoy, ...), so the two are compared moments apart on a
 //! machine whose load may drift. The tables at the end give, per server,
@@ -41,7 +50,7 @@
 //! printed first.
 //!
 //! **Run**: `cargo bench -p tannoy-server --bench versus_redis` (about
-//! 3 minutes). `redis-server` and `redis-benchmark` are found on `PATH`
+//! 5 minutes). `redis-server` and `redis-benchmark` are found on `PATH`
 //! (or in `/usr/bin`; `TANNOY_REDIS_SERVER` names another `redis-server`);
 //! without them the benchmark says so and does nothing, unless
 //! `TANNOY_REQUIRE_REDIS=1`, which makes that a failure.
@@ -61,10 +70,13 @@ use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
     criterion_main, measurement::WallTime,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 
 /// Payload bytes of every published message.
 const PAYLOAD: usize = 64;
@@ -171,8 +183,29 @@ impl ServerProcess {
     /// This crate's `tannoy-server` on a free port (`--port 0`), with its
     /// default settings.
     fn tannoy() -> ServerProcess {
+        Self::tannoy_with(&["--port", "0"], false)
+    }
+
+    /// This crate's `tannoy-server` serving TLS only, on a free port, with
+    /// `tls`'s certificate.
+    fn tannoy_tls(tls: &TlsFiles) -> ServerProcess {
+        let [cert, key] = [&tls.cert, &tls.key].map(|p| p.display().to_string());
+        let args = [
+            "--tls-port",
+            "0",
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+        ];
+        Self::tannoy_with(&args, true)
+    }
+
+    /// `tannoy-server` with `args`; the address is its first `listening
+    /// on` line's, or with `tls` its `(tls)` line's.
+    fn tannoy_with(args: &[&str], tls: bool) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tannoy-server"))
-            .args(["--port", "0"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -180,21 +213,27 @@ impl ServerProcess {
             .expect("run tannoy-server");
         let stdout = child.stdout.take().expect("tannoy-server's stdout");
         let (tx, rx) = mpsc::channel();
-        // Reads the first line, then drains stdout until the process ends.
+        // Passes on every line, draining stdout until the process ends.
         thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
+            for line in BufReader::new(stdout).lines() {
+                let _ = tx.send(line.unwrap_or_default());
             }
-            for _ in lines {}
         });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("tannoy-server prints `listening on HOST:PORT`");
+        let next = || {
+            rx.recv_timeout(Duration::from_secs(30))
+                .expect("tannoy-server prints `listening on HOST:PORT`")
+        };
+        let mut line = next();
+        if tls {
+            while !line.ends_with(" (tls)") {
+                line = next();
+            }
+            line.truncate(line.len() - " (tls)".len());
+        }
         let addr = line
             .strip_prefix("listening on ")
             .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from tannoy-server: {line:?}"));
+            .unwrap_or_else(|| panic!("unexpected line from tannoy-server: {line:?}"));
         ServerProcess {
             name: "tannoy",
             child,
@@ -205,9 +244,16 @@ impl ServerProcess {
 
     /// `redis-server` on a free port, persistence off.
     fn redis(binary: &Path) -> ServerProcess {
+        Self::redis_with(binary, None)
+    }
+
+    /// `redis-server` with its plaintext port and, with `tls`, a TLS port
+    /// with `tls`'s certificate, which is then the address the benchmark
+    /// uses.
+    fn redis_with(binary: &Path, tls: Option<&TlsFiles>) -> ServerProcess {
         let mut failure = String::new();
         for _ in 0..5 {
-            match Self::try_redis(binary) {
+            match Self::try_redis(binary, tls) {
                 Ok(server) => return server,
                 Err(e) => failure = e,
             }
@@ -215,12 +261,31 @@ impl ServerProcess {
         panic!("could not start {}: {failure}", binary.display());
     }
 
-    /// One attempt at [`redis`](Self::redis), on one port.
-    fn try_redis(binary: &Path) -> Result<ServerProcess, String> {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
+    /// One attempt at [`redis_with`](Self::redis_with), on one port (two
+    /// with TLS).
+    fn try_redis(binary: &Path, tls: Option<&TlsFiles>) -> Result<ServerProcess, String> {
+        let free_port = || {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(|e| e.to_string())
+        };
+        let port = free_port()?;
+        let mut tls_args = Vec::new();
+        let mut addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        if let Some(tls) = tls {
+            let tls_port = free_port()?;
+            addr.set_port(tls_port);
+            tls_args.extend(["--tls-port".into(), tls_port.to_string()]);
+            for (flag, path) in [
+                ("--tls-cert-file", &tls.cert),
+                ("--tls-key-file", &tls.key),
+                ("--tls-ca-cert-file", &tls.ca),
+            ] {
+                tls_args.extend([flag.to_owned(), path.display().to_string()]);
+            }
+            tls_args.extend(["--tls-auth-clients".into(), "no".into()]);
+        }
         let dir =
             std::env::temp_dir().join(format!("tannoy-bench-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -231,22 +296,24 @@ impl ServerProcess {
             .arg(&dir)
             .arg("--logfile")
             .arg(dir.join("redis.log"))
+            .args(&tls_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        let plaintext = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let server = ServerProcess {
             name: "redis",
             child,
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            addr,
             dir: Some(dir),
         };
         // Ready when it answers, and it is our process that answers.
         let deadline = Instant::now() + Duration::from_secs(10);
         let wanted = format!("process_id:{}\r\n", server.child.id());
         loop {
-            if let Ok(mut conn) = TcpStream::connect(server.addr) {
+            if let Ok(mut conn) = TcpStream::connect(plaintext) {
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
                 conn.write_all(b"INFO server\r\n")
                     .map_err(|e| e.to_string())?;
@@ -286,6 +353,144 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
+// TLS: certificates and clients
+// ---------------------------------------------------------------------
+
+/// A CA generated for the run and a server certificate it signed for
+/// 127.0.0.1, in files both servers read; removed when dropped.
+struct TlsFiles {
+    /// The private directory holding the files.
+    dir: PathBuf,
+    /// The CA certificate, PEM.
+    ca_pem: String,
+    /// `ca.crt`.
+    ca: PathBuf,
+    /// `server.crt`.
+    cert: PathBuf,
+    /// `server.key`.
+    key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Generates the CA and the server certificate (ECDSA P-256, rcgen's
+    /// default, as a current Azure or Let's Encrypt certificate may be).
+    fn generate() -> TlsFiles {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("a CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "tannoy bench CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign the CA");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().expect("a server key");
+        let params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("server parameters");
+        let cert = params.signed_by(&key, &issuer).expect("sign");
+        let dir = std::env::temp_dir().join(format!("tannoy-bench-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for the certificates");
+        let write = |name: &str, contents: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, contents).expect("write a certificate file");
+            path
+        };
+        TlsFiles {
+            ca_pem: ca_cert.pem(),
+            ca: write("ca.crt", &ca_cert.pem()),
+            cert: write("server.crt", &cert.pem()),
+            key: write("server.key", &key.serialize_pem()),
+            dir,
+        }
+    }
+
+    /// A rustls client configuration that trusts the CA alone.
+    #[allow(
+        deprecated,
+        reason = "the ring provider, deprecated for lacking post-quantum key exchange, is the \
+                  one tannoy-server uses, and needs no cmake to build"
+    )]
+    fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(cert.expect("CA PEM")).expect("trust the CA");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("protocol versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+}
+
+impl Drop for TlsFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The name the clients check the servers' certificate against.
+fn server_name() -> ServerName<'static> {
+    ServerName::IpAddress(std::net::IpAddr::from(Ipv4Addr::LOCALHOST).into())
+}
+
+/// An async client connection: TCP, or TLS over TCP.
+trait AsyncConn: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncConn for T {}
+
+/// A blocking client connection: TCP, or TLS over TCP.
+trait SyncConn: Read + Write {}
+
+impl<T: Read + Write> SyncConn for T {}
+
+/// How the benchmark's clients reach a server.
+#[derive(Clone)]
+enum Connector {
+    /// Plain TCP.
+    Tcp,
+    /// TLS with this configuration, verifying the server's certificate.
+    Tls(Arc<rustls::ClientConfig>),
+}
+
+impl Connector {
+    /// A connection to `addr`, its TLS handshake done.
+    async fn connect(&self, addr: SocketAddr) -> Box<dyn AsyncConn> {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        tcp.set_nodelay(true).expect("TCP_NODELAY");
+        match self {
+            Connector::Tcp => Box::new(tcp),
+            Connector::Tls(config) => Box::new(
+                tokio_rustls::TlsConnector::from(Arc::clone(config))
+                    .connect(server_name(), tcp)
+                    .await
+                    .expect("TLS handshake"),
+            ),
+        }
+    }
+
+    /// A blocking connection to `addr`, its TLS handshake done.
+    fn connect_sync(&self, addr: SocketAddr) -> Box<dyn SyncConn> {
+        let mut tcp = TcpStream::connect(addr).expect("connect");
+        tcp.set_read_timeout(Some(STUCK)).expect("read timeout");
+        match self {
+            Connector::Tcp => Box::new(tcp),
+            Connector::Tls(config) => {
+                let mut tls = rustls::ClientConnection::new(Arc::clone(config), server_name())
+                    .expect("a TLS client");
+                while tls.is_handshaking() {
+                    tls.complete_io(&mut tcp).expect("TLS handshake");
+                }
+                Box::new(rustls::StreamOwned::new(tls, tcp))
+            }
         }
     }
 }
@@ -495,7 +700,7 @@ fn request(args: &[&[u8]]) -> Vec<u8> {
 }
 
 /// One subscriber connection's reader: checks and times every message.
-async fn subscriber(mut conn: tokio::net::TcpStream, shared: Arc<FanoutShared>) {
+async fn subscriber(mut conn: Box<dyn AsyncConn>, shared: Arc<FanoutShared>) {
     let prefix = message_frame_prefix();
     let frame_len = prefix.len() + PAYLOAD + 2;
     let mut buf = vec![0; 64 * 1024];
@@ -550,7 +755,7 @@ struct Fanout {
     /// The subscriber tasks.
     tasks: Vec<JoinHandle<()>>,
     /// The publisher's connection.
-    publisher: tokio::net::TcpStream,
+    publisher: Box<dyn AsyncConn>,
     /// Subscriber connections.
     subscribers: usize,
     /// Publishes per burst.
@@ -559,7 +764,12 @@ struct Fanout {
 
 impl Fanout {
     /// Connects `subscribers` subscribers and a publisher to `addr`.
-    async fn connect(addr: SocketAddr, subscribers: usize, burst: u64) -> Fanout {
+    async fn connect(
+        connector: &Connector,
+        addr: SocketAddr,
+        subscribers: usize,
+        burst: u64,
+    ) -> Fanout {
         let shared = Arc::new(FanoutShared {
             base: Instant::now(),
             target: AtomicU64::new(0),
@@ -574,20 +784,15 @@ impl Fanout {
         confirmation.extend_from_slice(b"\r\n:1\r\n");
         let mut tasks = Vec::with_capacity(subscribers);
         for _ in 0..subscribers {
-            let mut conn = tokio::net::TcpStream::connect(addr)
-                .await
-                .expect("connect a subscriber");
-            conn.set_nodelay(true).expect("TCP_NODELAY");
+            let mut conn = connector.connect(addr).await;
             conn.write_all(&subscribe).await.expect("SUBSCRIBE");
+            conn.flush().await.expect("SUBSCRIBE");
             let mut reply = vec![0; confirmation.len()];
             conn.read_exact(&mut reply).await.expect("confirmation");
             assert_eq!(reply, confirmation, "subscribe confirmation");
             tasks.push(tokio::spawn(subscriber(conn, Arc::clone(&shared))));
         }
-        let publisher = tokio::net::TcpStream::connect(addr)
-            .await
-            .expect("connect the publisher");
-        publisher.set_nodelay(true).expect("TCP_NODELAY");
+        let publisher = connector.connect(addr).await;
         Fanout {
             shared,
             tasks,
@@ -624,6 +829,8 @@ impl Fanout {
                     batch.extend_from_slice(&request(&[b"PUBLISH", FANOUT_CHANNEL, &payload]));
                 }
                 self.publisher.write_all(&batch).await.expect("PUBLISH");
+                // TLS: out of the session's buffer onto the socket.
+                self.publisher.flush().await.expect("PUBLISH");
                 sent += count;
             }
             let n = self
@@ -685,14 +892,17 @@ struct FanoutResult {
     p99_us: f64,
 }
 
-/// Fan-out to 1, 50 and 500 subscriber connections on both servers.
+/// Fan-out to 1, 50 and 500 subscriber connections on both servers,
+/// through `connector`, as criterion group `name`.
 fn fanout(
     c: &mut Criterion,
+    name: &str,
+    connector: &Connector,
     runtime: &Runtime,
     servers: &[ServerProcess; 2],
     quick: bool,
 ) -> Vec<(usize, [FanoutResult; 2])> {
-    let mut group = c.benchmark_group("fanout");
+    let mut group = c.benchmark_group(name);
     configure(&mut group, quick);
     let rounds = if quick { 1 } else { 4 };
     // Publishes per burst: about 100,000 deliveries (20,000 for one
@@ -704,9 +914,9 @@ fn fanout(
     };
     let mut results = Vec::new();
     for &(subscribers, burst) in sizes {
-        let mut fixtures = servers
-            .each_ref()
-            .map(|server| runtime.block_on(Fanout::connect(server.addr, subscribers, burst)));
+        let mut fixtures = servers.each_ref().map(|server| {
+            runtime.block_on(Fanout::connect(connector, server.addr, subscribers, burst))
+        });
         group.throughput(Throughput::Elements(fixtures[0].deliveries()));
         let mut records: [Record; 2] = Default::default();
         for (fixture, (server, record)) in fixtures.iter_mut().zip(servers.iter().zip(&mut records))
@@ -769,7 +979,7 @@ struct MemoryResult {
 }
 
 /// Reads exactly `expected.len()` bytes and checks them.
-fn expect_reply(conn: &mut TcpStream, expected: &[u8]) {
+fn expect_reply(conn: &mut dyn SyncConn, expected: &[u8]) {
     let mut reply = vec![0; expected.len()];
     conn.read_exact(&mut reply).expect("a reply");
     assert_eq!(
@@ -780,22 +990,25 @@ fn expect_reply(conn: &mut TcpStream, expected: &[u8]) {
     );
 }
 
-/// Measures `server`'s memory per idle and per subscribed connection.
-fn memory(server: &ServerProcess, connections: usize, pause: Duration) -> MemoryResult {
+/// Measures `server`'s memory per idle and per subscribed connection,
+/// connecting through `connector`.
+fn memory(
+    server: &ServerProcess,
+    connector: &Connector,
+    connections: usize,
+    pause: Duration,
+) -> MemoryResult {
     let per = |after: u64, before: u64| (after as f64 - before as f64) / connections as f64;
     let before = server.rss();
-    let mut conns: Vec<TcpStream> = (0..connections)
-        .map(|_| {
-            let conn = TcpStream::connect(server.addr).expect("connect");
-            conn.set_read_timeout(Some(STUCK)).expect("read timeout");
-            conn
-        })
+    let mut conns: Vec<Box<dyn SyncConn>> = (0..connections)
+        .map(|_| connector.connect_sync(server.addr))
         .collect();
     for conn in &mut conns {
         conn.write_all(b"PING\r\n").expect("PING");
+        conn.flush().expect("PING");
     }
     for conn in &mut conns {
-        expect_reply(conn, b"+PONG\r\n");
+        expect_reply(conn.as_mut(), b"+PONG\r\n");
     }
     let idle_now = server.rss();
     thread::sleep(pause);
@@ -804,6 +1017,7 @@ fn memory(server: &ServerProcess, connections: usize, pause: Duration) -> Memory
         let channel = format!("memory:{i}");
         conn.write_all(&request(&[b"SUBSCRIBE", channel.as_bytes()]))
             .expect("SUBSCRIBE");
+        conn.flush().expect("SUBSCRIBE");
     }
     for (i, conn) in conns.iter_mut().enumerate() {
         let channel = format!("memory:{i}");
@@ -811,7 +1025,7 @@ fn memory(server: &ServerProcess, connections: usize, pause: Duration) -> Memory
             "*3\r\n$9\r\nsubscribe\r\n${}\r\n{channel}\r\n:1\r\n",
             channel.len()
         );
-        expect_reply(conn, confirmation.as_bytes());
+        expect_reply(conn.as_mut(), confirmation.as_bytes());
     }
     let subscribed_now = server.rss();
     thread::sleep(pause);
@@ -858,6 +1072,58 @@ fn round_ratio(tannoy: &Record, redis: &Record) -> f64 {
     median(&ratios)
 }
 
+/// Prints a fan-out table.
+fn print_fanout(title: &str, fanout: &[(usize, [FanoutResult; 2])]) {
+    println!(
+        "{title}, 1 publisher ({BATCH} publishes a write, at most {WINDOW} unanswered), \
+         {PAYLOAD}-byte payloads (deliveries/s; publish-to-receive latency)"
+    );
+    println!(
+        "{:<12} {:>14} {:>14} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11}",
+        "subscribers",
+        "tannoy del/s",
+        "redis del/s",
+        "ratio",
+        "rounds",
+        "tannoy p50",
+        "redis p50",
+        "tannoy p99",
+        "redis p99"
+    );
+    for (subscribers, [t, r]) in fanout {
+        let rates = [median(&t.record.rates), median(&r.record.rates)];
+        println!(
+            "{:<12} {:>14.0} {:>14.0} {:>7.2}x {:>7.2}x {:>9.0}us {:>9.0}us {:>9.0}us {:>9.0}us",
+            subscribers,
+            rates[0],
+            rates[1],
+            ratio(rates),
+            round_ratio(&t.record, &r.record),
+            t.p50_us,
+            r.p50_us,
+            t.p99_us,
+            r.p99_us,
+        );
+    }
+    println!();
+}
+
+/// Prints a memory table (tannoy's row, then redis's).
+fn print_memory(title: &str, pause: Duration, memory: &[MemoryResult; 2]) {
+    println!(
+        "{title}: resident bytes per connection ({} connections; at once / after {pause:?})",
+        memory[0].connections
+    );
+    println!("{:<8} {:>20} {:>20}", "server", "idle (PING)", "subscribed");
+    for (name, m) in ["tannoy", "redis"].iter().zip(memory) {
+        println!(
+            "{:<8} {:>9.0} / {:>8.0} {:>9.0} / {:>8.0}",
+            name, m.idle[0], m.idle[1], m.subscribed[0], m.subscribed[1]
+        );
+    }
+    println!();
+}
+
 /// Runs everything and prints the tables.
 fn versus_redis(c: &mut Criterion) {
     let Some(tools) = Tools::find() else {
@@ -865,23 +1131,39 @@ fn versus_redis(c: &mut Criterion) {
     };
     let quick = quick();
     println!("CPU: {}", cpu());
-    let servers = [
-        ServerProcess::tannoy(),
-        ServerProcess::redis(&tools.redis_server),
-    ];
-    // Memory first, on servers nothing else has used yet.
     let (connections, pause) = if quick {
         (50, Duration::from_millis(100))
     } else {
         (1_000, Duration::from_secs(3))
     };
-    let memory = servers.each_ref().map(|s| memory(s, connections, pause));
-    let publish = publish(c, &tools, &servers, quick);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a runtime for the fan-out clients");
-    let fanout = fanout(c, &runtime, &servers, quick);
+
+    let servers = [
+        ServerProcess::tannoy(),
+        ServerProcess::redis(&tools.redis_server),
+    ];
+    // Memory first, on servers nothing else has used yet.
+    let plain_memory = servers
+        .each_ref()
+        .map(|s| memory(s, &Connector::Tcp, connections, pause));
+    let publish = publish(c, &tools, &servers, quick);
+    let plain_fanout = fanout(c, "fanout", &Connector::Tcp, &runtime, &servers, quick);
+    drop(servers);
+
+    // TLS, on a fresh pair.
+    let tls = TlsFiles::generate();
+    let tls_servers = [
+        ServerProcess::tannoy_tls(&tls),
+        ServerProcess::redis_with(&tools.redis_server, Some(&tls)),
+    ];
+    let connector = Connector::Tls(tls.client_config());
+    let tls_memory = tls_servers
+        .each_ref()
+        .map(|s| memory(s, &connector, connections, pause));
+    let tls_fanout = fanout(c, "fanout_tls", &connector, &runtime, &tls_servers, quick);
 
     println!();
     println!("CPU: {}", cpu());
@@ -907,50 +1189,10 @@ fn versus_redis(c: &mut Criterion) {
         );
     }
     println!();
-    println!(
-        "fan-out, 1 publisher ({BATCH} publishes a write, at most {WINDOW} unanswered), \
-         {PAYLOAD}-byte payloads (deliveries/s; publish-to-receive latency)"
-    );
-    println!(
-        "{:<12} {:>14} {:>14} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11}",
-        "subscribers",
-        "tannoy del/s",
-        "redis del/s",
-        "ratio",
-        "rounds",
-        "tannoy p50",
-        "redis p50",
-        "tannoy p99",
-        "redis p99"
-    );
-    for (subscribers, [t, r]) in &fanout {
-        let rates = [median(&t.record.rates), median(&r.record.rates)];
-        println!(
-            "{:<12} {:>14.0} {:>14.0} {:>7.2}x {:>7.2}x {:>9.0}us {:>9.0}us {:>9.0}us {:>9.0}us",
-            subscribers,
-            rates[0],
-            rates[1],
-            ratio(rates),
-            round_ratio(&t.record, &r.record),
-            t.p50_us,
-            r.p50_us,
-            t.p99_us,
-            r.p99_us,
-        );
-    }
-    println!();
-    println!(
-        "memory: resident bytes per connection ({} connections; at once / after {:?})",
-        memory[0].connections, pause
-    );
-    println!("{:<8} {:>20} {:>20}", "server", "idle (PING)", "subscribed");
-    for (server, m) in servers.iter().zip(&memory) {
-        println!(
-            "{:<8} {:>9.0} / {:>8.0} {:>9.0} / {:>8.0}",
-            server.name, m.idle[0], m.idle[1], m.subscribed[0], m.subscribed[1]
-        );
-    }
-    println!();
+    print_fanout("fan-out", &plain_fanout);
+    print_fanout("fan-out over TLS", &tls_fanout);
+    print_memory("memory", pause, &plain_memory);
+    print_memory("memory over TLS", pause, &tls_memory);
     drop(runtime);
 }
 
