@@ -55,6 +55,7 @@
 //!
 //! ```text
 //! cargo run -p tannoy-websocket-example            # or: -- --port 8080 (0 picks a free port)
+//!                                                  # and --period-ms 200 (the demo publisher's period)
 //! websocat ws://127.0.0.1:3000/ws/alice           # predictions only
 //! websocat 'ws://127.0.0.1:3000/ws/bob?patterns=true'   # and every ai:* event
 //! ```
@@ -64,23 +65,59 @@
 //! frame and returns. (axum's graceful shutdown does not wait for upgraded
 //! WebSocket connections; closing the broker is what ends them.)
 //!
+//! # Several servers behind a load balancer
+//!
+//! With `--redis URL`, the broker is joined to a Redis (or Valkey) server
+//! by a [`tannoy_redis::Bridge`], and the demo publisher publishes through
+//! the bridge. Run two servers on one Redis and a browser on either hears
+//! every prediction published by either:
+//!
+//! ```text
+//! redis-server --port 6379 &
+//! cargo run -p tannoy-websocket-example -- --port 3000 --redis redis://127.0.0.1:6379 &
+//! cargo run -p tannoy-websocket-example -- --port 3001 --redis redis://127.0.0.1:6379 &
+//! websocat ws://127.0.0.1:3001/ws/alice
+//! ```
+//!
+//! Each process holds one upstream subscription to `ai:predictions:ready`
+//! (and one to `ai:*` while a `?patterns=true` browser is connected),
+//! however many browsers it serves, and fans out locally. What changes for
+//! a browser:
+//!
+//! - The server answers the handshake only once Redis has confirmed the
+//!   upstream subscription, so an open connection still misses nothing
+//!   published after; if Redis does not confirm within
+//!   [`SYNC_TIMEOUT`], the handshake is refused with 503.
+//! - Every connection also holds [`GAP_CHANNEL`]: when the connection to
+//!   Redis is lost, the browser gets one frame on `tannoy-redis:gap`
+//!   (`data` is the outage number) exactly where messages may be missing,
+//!   and can reload what it shows.
+//! - A bridged prediction also names its `publisher` (the publishing
+//!   process's id) and its `tick` (counting up by one per publisher), so
+//!   a browser sees which server produced it.
+//!
 //! `websocket/tests/websocket.rs` runs this same server (it includes this
-//! file as a module) against real WebSocket clients.
+//! file as a module) against real WebSocket clients;
+//! `websocket/tests/scaled_out.rs` runs two servers on one `redis-server`,
+//! as two in-process servers and as two processes.
 
 use std::collections::HashMap;
 use std::error::Error;
 use std::future::Future;
 use std::io;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use tannoy::{Broker, Message, Subscriber};
+use tannoy_redis::{Bridge, GAP_CHANNEL};
 use tokio::net::TcpListener;
 
 /// The channel every connection subscribes to.
@@ -99,30 +136,69 @@ pub(crate) const QUEUE_CAPACITY: usize = 256;
 /// The port used when `--port` is not given.
 const DEFAULT_PORT: u16 = 3000;
 
+/// How long a bridged server waits for Redis to confirm a new connection's
+/// upstream subscriptions before refusing the handshake with 503. A
+/// confirmation takes one round trip (well under a millisecond on a LAN);
+/// this only bounds the wait while Redis is away, when the bridge would
+/// otherwise wait for its next connection.
+pub(crate) const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the server forwards from and the demo publisher publishes to: a
+/// broker alone, or a broker joined to Redis by a bridge.
+#[derive(Clone, Debug)]
+pub(crate) struct Hub {
+    /// The local broker every connection's subscriber belongs to.
+    pub(crate) broker: Broker,
+    /// The bridge joining `broker` to Redis, when there is one.
+    pub(crate) bridge: Option<Arc<Bridge>>,
+}
+
+impl Hub {
+    /// A hub whose broker is joined to Redis by `bridge` (which must have
+    /// been built on that broker).
+    pub(crate) fn bridged(bridge: Bridge) -> Self {
+        Self {
+            broker: bridge.broker().clone(),
+            bridge: Some(Arc::new(bridge)),
+        }
+    }
+}
+
+impl From<Broker> for Hub {
+    fn from(broker: Broker) -> Self {
+        Self {
+            broker,
+            bridge: None,
+        }
+    }
+}
+
 /// The HTTP application: one route, `/ws/{client_id}`, that upgrades to a
-/// WebSocket forwarding `broker`'s predictions.
+/// WebSocket forwarding the hub's predictions.
 ///
-/// It starts no publisher: whoever owns `broker` publishes (in this example
+/// It starts no publisher: whoever owns the hub publishes (in this example
 /// [`publish_predictions`], in the tests the test itself).
-pub(crate) fn app(broker: Broker) -> Router {
+pub(crate) fn app(hub: Hub) -> Router {
     Router::new()
         .route("/ws/{client_id}", get(connect))
-        .with_state(broker)
+        .with_state(hub)
 }
 
 /// Serves [`app`] on `listener` until `shutdown` completes, then closes
-/// `broker` so that every open WebSocket is ended too.
+/// the hub's broker so that every open WebSocket is ended too (which also
+/// stops its bridge, if any).
 ///
 /// # Errors
 ///
-/// As [`axum::serve`]: only if accepting connections fails fatally.
+/// As [`axum::serve()`]: only if accepting connections fails fatally.
 pub(crate) async fn serve(
     listener: TcpListener,
-    broker: Broker,
+    hub: impl Into<Hub>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let closer = broker.clone();
-    axum::serve(listener, app(broker))
+    let hub = hub.into();
+    let closer = hub.broker.clone();
+    axum::serve(listener, app(hub))
         .with_graceful_shutdown(async move {
             shutdown.await;
             // Upgraded connections are not tracked by axum's graceful
@@ -138,7 +214,7 @@ async fn connect(
     upgrade: WebSocketUpgrade,
     Path(client_id): Path<String>,
     Query(options): Query<HashMap<String, String>>,
-    State(broker): State<Broker>,
+    State(hub): State<Hub>,
 ) -> Response {
     let patterns = options
         .get("patterns")
@@ -146,13 +222,27 @@ async fn connect(
 
     // Subscribe now, before the 101 response goes out: a client that has
     // seen its connection open will receive everything published after.
-    let subscriber = broker
+    let subscriber = hub
+        .broker
         .subscriber_builder()
         .queue_capacity(QUEUE_CAPACITY)
         .build();
     subscriber.subscribe([PREDICTIONS]);
     if patterns {
         subscriber.psubscribe([AI_PATTERN]);
+    }
+    if let Some(bridge) = &hub.bridge {
+        // Outages of the Redis connection reach the browser as frames.
+        subscriber.subscribe([GAP_CHANNEL]);
+        // With a bridge, "subscribed" means "confirmed by Redis": only
+        // then do other servers' publishes reach this subscriber.
+        if !matches!(
+            tokio::time::timeout(SYNC_TIMEOUT, bridge.sync()).await,
+            Ok(Ok(()))
+        ) {
+            eprintln!("{client_id}: refused, Redis did not confirm the subscription");
+            return (StatusCode::SERVICE_UNAVAILABLE, "Redis is unreachable").into_response();
+        }
     }
     eprintln!("{client_id}: connected (patterns: {patterns})");
 
@@ -235,59 +325,133 @@ pub(crate) fn to_json(message: &Message) -> Value {
 
 /// Plays the AI side: publishes a made-up prediction on [`PREDICTIONS`]
 /// every `period`, and every fifth time a model-update event on
-/// `ai:models:updated`, until `broker` is closed.
-pub(crate) async fn publish_predictions(broker: Broker, period: Duration) {
+/// `ai:models:updated`, until the hub's broker is closed.
+///
+/// With a bridge, it publishes through Redis, so every bridged server's
+/// browsers receive it, and each prediction also carries `publisher` (this
+/// process's id) and `tick` (0, 1, 2, ...). A publish that fails while
+/// Redis is away is logged and skipped; the next tick tries again.
+pub(crate) async fn publish_predictions(hub: impl Into<Hub>, period: Duration) {
+    let hub = hub.into();
     let mut ticks = tokio::time::interval(period);
     for n in 0u64.. {
         ticks.tick().await;
-        if broker.is_closed() {
+        if hub.broker.is_closed() {
             break;
         }
-        let prediction = json!({
+        let mut prediction = json!({
             "model": "sentiment-v3",
             "conversation": format!("c-{}", 17 + n % 5),
             // A deterministic wobble between 0.00 and 0.99.
             "score": (n * 37 % 100) as f64 / 100.0,
         });
-        broker.publish(PREDICTIONS, prediction.to_string());
+        if hub.bridge.is_some() {
+            prediction["publisher"] = std::process::id().into();
+            prediction["tick"] = n.into();
+        }
+        hub.publish(PREDICTIONS, prediction.to_string()).await;
         if n % 5 == 4 {
             let update = json!({"model": "sentiment-v3", "version": n / 5 + 1});
-            broker.publish("ai:models:updated", update.to_string());
+            hub.publish("ai:models:updated", update.to_string()).await;
         }
     }
 }
 
-/// Reads `--port N` (or `--port=N`) from the command line.
-fn parse_port(mut args: impl Iterator<Item = String>) -> Result<u16, String> {
-    let mut port = DEFAULT_PORT;
-    while let Some(arg) = args.next() {
-        let value = match arg.strip_prefix("--port") {
-            Some("") => args.next(),
-            Some(rest) => rest.strip_prefix('=').map(str::to_owned),
-            None => None,
-        };
-        let Some(value) = value else {
-            return Err(format!("usage: websocket [--port N]  (unexpected {arg:?})"));
-        };
-        port = value
-            .parse()
-            .map_err(|_| format!("--port wants a number from 0 to 65535, not {value:?}"))?;
+impl Hub {
+    /// Publishes to the broker, or through the bridge to Redis.
+    async fn publish(&self, channel: &str, payload: String) {
+        match &self.bridge {
+            None => {
+                self.broker.publish(channel, payload);
+            }
+            Some(bridge) => {
+                if let Err(e) = bridge.publish(channel, payload).await {
+                    eprintln!("publishing on {channel} failed: {e}");
+                }
+            }
+        }
     }
-    Ok(port)
+}
+
+/// The command line: `[--port N] [--redis URL] [--period-ms N]`.
+#[derive(Debug, PartialEq, Eq)]
+struct Options {
+    /// Where to listen (0 picks a free port).
+    port: u16,
+    /// The Redis server to bridge to, if any.
+    redis: Option<String>,
+    /// The demo publisher's period.
+    period: Duration,
+}
+
+/// The usage line.
+const USAGE: &str = "usage: websocket [--port N] [--redis URL] [--period-ms N]";
+
+/// Reads the options (each as `--name value` or `--name=value`).
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options {
+        port: DEFAULT_PORT,
+        redis: None,
+        period: Duration::from_secs(1),
+    };
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (arg.clone(), None),
+        };
+        if !["--port", "--redis", "--period-ms"].contains(&name.as_str()) {
+            return Err(format!("{USAGE}  (unexpected {arg:?})"));
+        }
+        let Some(value) = inline.or_else(|| args.next()) else {
+            return Err(format!("{USAGE}  ({name} wants a value)"));
+        };
+        match name.as_str() {
+            "--port" => {
+                options.port = value
+                    .parse()
+                    .map_err(|_| format!("--port wants a number from 0 to 65535, not {value:?}"))?;
+            }
+            "--period-ms" => {
+                let ms: u64 =
+                    value.parse().ok().filter(|&ms| ms > 0).ok_or_else(|| {
+                        format!("--period-ms wants a positive number, not {value:?}")
+                    })?;
+                options.period = Duration::from_millis(ms);
+            }
+            _ => options.redis = Some(value),
+        }
+    }
+    Ok(options)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let port = parse_port(std::env::args().skip(1))?;
+    let options = parse_args(std::env::args().skip(1))?;
     let broker = Broker::new();
+    let hub = match &options.redis {
+        None => Hub::from(broker),
+        Some(url) => {
+            // Fails here, before listening, if Redis is not there at all;
+            // later outages are retried by the bridge.
+            let bridge = Bridge::builder()
+                .url(url.as_str())
+                .broker(broker)
+                .start()
+                .await?;
+            Hub::bridged(bridge)
+        }
+    };
 
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, options.port)).await?;
     let addr = listener.local_addr()?;
     println!("listening on ws://{addr}/ws/{{client_id}}");
+    if let Some(url) = &options.redis {
+        println!("bridged to {url}: browsers here hear every server on it");
+    }
     println!("try:  websocat ws://{addr}/ws/alice");
     println!("      websocat 'ws://{addr}/ws/bob?patterns=true'");
 
-    let publisher = tokio::spawn(publish_predictions(broker.clone(), Duration::from_secs(1)));
+    let publisher = tokio::spawn(publish_predictions(hub.clone(), options.period));
     let ctrl_c = async {
         // If Ctrl-C cannot be listened for, run until killed.
         if tokio::signal::ctrl_c().await.is_err() {
@@ -295,9 +459,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
         println!("shutting down");
     };
-    serve(listener, broker, ctrl_c).await?;
+    serve(listener, hub, ctrl_c).await?;
     // The publisher would notice the closed broker at its next tick; no
-    // need to wait for that.
+    // need to wait for that. The bridge stops on its own once the broker
+    // is closed.
     publisher.abort();
     Ok(())
 }
