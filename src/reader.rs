@@ -32,17 +32,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use smallvec::SmallVec;
+
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::feed::{Feed, Stamped};
 use crate::message::{Envelope, Received};
 use crate::signal::Signal;
 use crate::sync::Mutex;
 
+/// Cursors kept inside the reader itself, not behind a second pointer: a
+/// receive sweeping many subscribers (as a consumer thread serving
+/// thousands does) then misses the cache once less per subscriber. Two
+/// cover most subscribers (a channel, or a channel and a pattern); a
+/// reader with more spills them to the heap, as a `Vec` would hold them.
+const INLINE_CURSORS: usize = 2;
+
 /// Entries a cursor takes from its feed per lock: enough to drain a burst
 /// in a few lock round-trips, few enough that each cursor's buffer stays
-/// small (a reader holds one per subscription; 32 was tried first and grew
-/// the seed benchmark's heap by a quarter after a run).
-const READ_BATCH: usize = 8;
+/// small (a reader holds one per subscription, and a buffer keeps its
+/// capacity). 8 took four feed locks per 32 messages a subscriber drains;
+/// 32 grew the seed benchmark's heap after a run by a quarter.
+const READ_BATCH: usize = 16;
 
 /// Spin rounds before a blocking receiver parks; each doubles the busy
 /// spin, the last ones yield. A few microseconds in all: long enough to
@@ -102,7 +112,7 @@ impl<P> Cursor<P> {
 #[derive(Debug, Default)]
 struct ReaderState<P> {
     /// One per subscription held, plus ended ones still owed messages.
-    cursors: Vec<Cursor<P>>,
+    cursors: SmallVec<[Cursor<P>; INLINE_CURSORS]>,
     /// `seq` of the next message: messages received or dropped so far.
     seq: u64,
     /// Messages dropped so far.
@@ -262,10 +272,17 @@ impl<P> ReaderState<P> {
     /// Removes ended cursors that have nothing more to give.
     #[cold]
     fn sweep(&mut self, garbage: &mut Garbage<P>) {
-        let (done, live): (Vec<_>, Vec<_>) = self.cursors.drain(..).partition(Cursor::exhausted);
-        self.cursors = live;
-        self.ended -= done.len();
-        garbage.cursors.extend(done);
+        let before = garbage.cursors.len();
+        let mut i = 0;
+        while i < self.cursors.len() {
+            if self.cursors[i].exhausted() {
+                // `remove`, not `swap_remove`: the rest keep their order.
+                garbage.cursors.push(self.cursors.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        self.ended -= garbage.cursors.len() - before;
     }
 }
 
@@ -321,7 +338,7 @@ impl<P> Reader<P> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             state: Mutex::new(ReaderState {
-                cursors: Vec::new(),
+                cursors: SmallVec::new(),
                 seq: 0,
                 dropped: 0,
                 ended: 0,
