@@ -201,7 +201,7 @@ impl<P: Clone + Send + Sync + 'static> Broker<P> {
     /// `SPUBLISH`) and returns the number of shard subscribers reached.
     ///
     /// Only [`ssubscribe`](Subscriber::ssubscribe)rs of that exact name
-    /// receive it, as [`MessageKind::SMessage`]; channel and pattern
+    /// receive it, as [`MessageKind::SMessage`](crate::MessageKind::SMessage); channel and pattern
     /// subscribers never do.
     ///
     /// # Examples

@@ -104,10 +104,11 @@
 //!
 //! # Backpressure
 //!
-//! Each subscriber owns one bounded queue ([`BrokerBuilder::queue_capacity`],
-//! 1024 messages by default). `publish` never blocks or waits for a
-//! subscriber: when a queue is full, its [`OverflowPolicy`] decides what to
-//! lose. The default, [`OverflowPolicy::DropOldest`], drops the oldest
+//! Each subscriber receives through one bounded queue
+//! ([`BrokerBuilder::queue_capacity`], 1024 messages by default; see
+//! *Trade-offs* for how it is stored). `publish` never blocks or waits for
+//! a subscriber: when a queue is full, its [`OverflowPolicy`] decides what
+//! to lose. The default, [`OverflowPolicy::DropOldest`], drops the oldest
 //! queued message, so a slow subscriber never holds up publishers, memory
 //! stays bounded, and the subscriber sees the most recent messages.
 //!
@@ -154,7 +155,9 @@
 //! [`Broker::close`], or dropping the last [`Broker`] handle, ends every
 //! subscriber once its queue is drained: `recv` returns
 //! [`RecvError::Closed`], `iter()` and streams end. Publishing to a closed
-//! broker returns 0.
+//! broker returns 0. [`Broker::closed`] is a future that completes at that
+//! moment, and a [`WeakBroker`] refers to a broker without keeping it
+//! open.
 //!
 //! # Differences from Redis
 //!
@@ -177,23 +180,51 @@
 //!
 //! # Trade-offs
 //!
-//! A publish locks one of the channel registry's shards (chosen by the
-//! channel's hash) for its duration and, while any pattern is subscribed,
-//! takes a read lock on the pattern index; it then takes each receiving
-//! queue's lock for a few nanoseconds. Subscribing takes the same shard lock
-//! or the index's write lock. This favours many publishers on different
-//! channels, a global order per channel and exactly-counted delivery over
-//! wait-free progress: a publisher can wait briefly on a lock, but never for
-//! queue space.
+//! **Storage.** A publish stores its message once per kind of delivery
+//! (the channel, and each matching pattern), in that channel's or
+//! pattern's *feed*, however many subscribers it reaches; each subscriber
+//! with the default policy reads the feeds it holds through its own
+//! cursors and merges them into one stream (by a broker-wide stamp, which
+//! is what keeps each publishing thread's order across channels). Fan-out
+//! therefore costs the publisher O(1) per kind of delivery, and each
+//! receiver one reference-count increment. A subscriber with
+//! [`OverflowPolicy::DropNewest`] or [`OverflowPolicy::Disconnect`] has a
+//! queue of its own instead, because its policy must be applied when the
+//! message is published; the publish pushes a reference into each such
+//! queue.
 //!
-//! Each publish puts its payload in one small shared envelope per kind of
-//! delivery (the channel, and each matching pattern); subscribers receive a
-//! reference to it, so fan-out costs one reference-count increment per
-//! subscriber, whatever the payload type. A channel's envelope is reused by
-//! its next publish once every receiver has dropped it, which saves an
-//! allocation per publish when subscribers keep up. The price: the most
-//! recent payload published on an active channel stays alive until the next
-//! publish there, or until the channel loses its last subscriber.
+//! **Memory.** A feed keeps an entry until every cursor has passed it, and
+//! never more entries than the largest capacity of any subscriber it has
+//! had: a subscriber that stops reading holds at most `capacity` messages
+//! per channel or pattern it holds (a queue of its own holds at most
+//! `capacity` in all), and costs publishers nothing more. What it holds
+//! beyond its capacity counts as dropped, exactly as a drop-oldest queue
+//! would have dropped it.
+//!
+//! **Locks.** A publish locks one of the channel registry's shards (chosen
+//! by the channel's hash) and, while any pattern is subscribed, takes a
+//! read lock on the pattern index; then it locks each receiving feed for
+//! the time of an append. Subscribing takes the same shard lock or the
+//! index's write lock. A receive locks its subscriber's reader and, once
+//! per batch of entries, the feed it reads. This favours many publishers
+//! on different channels, one order per channel and exactly counted
+//! delivery over wait-free progress: a publisher can wait briefly on a
+//! lock, but never for a subscriber.
+//!
+//! **User code never runs under a broker lock.** A payload's `Clone`
+//! (called once per kind of delivery, before any lock is taken) and
+//! `Drop`, and a task's `Waker`, may call back into the broker: publish,
+//! subscribe, even drop the last handle. Evicted, dropped and released
+//! messages are dropped, and waiting receivers woken, only after every
+//! lock is released.
+//!
+//! **Payload ownership.** A message lives only as long as some receiver
+//! still holds it: once every subscriber it reached has received (or
+//! dropped) it, nothing in the broker keeps it, so a payload that holds a
+//! [`Broker`] handle cannot keep the broker open, and
+//! [`Message::into_payload`] hands a sole receiver the payload without a
+//! clone. A payload that must refer back to its broker without keeping it
+//! open can hold a [`WeakBroker`].
 
 #![forbid(unsafe_code)] // Lifting this would need a benchmark showing the win, and a miri job.
 #![doc(test(attr(deny(warnings))))]
