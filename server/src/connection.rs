@@ -33,7 +33,7 @@
 //! one non-blocking shutdown (TLS's `close_notify`, TCP's FIN).
 
 use std::future::{Future, poll_fn};
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::Poll;
@@ -47,6 +47,7 @@ use tokio::time::Sleep;
 use crate::clients::ClientHandle;
 use crate::cmd;
 use crate::frame::{Decoder, Limits};
+use crate::output::MAX_SEGMENTS;
 use crate::server::Shared;
 use crate::session::{Closing, Session};
 
@@ -318,8 +319,9 @@ where
                 return Poll::Ready(Event::Control);
             }
             if !stalled && !session.out.is_empty() {
-                let slices = session.out.slices();
-                match Pin::new(&mut *stream).poll_write_vectored(cx, &slices) {
+                let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS];
+                let count = session.out.fill_slices(&mut slices);
+                match Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count]) {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Event::Failed),
                     Poll::Ready(Ok(n)) => {
                         *unflushed = true;

@@ -8,8 +8,19 @@
 //! (16 bytes), never a copy of its payload. The frame around the payload
 //! (`*3\r\n$7\r\nmessage\r\n$<len>\r\n<channel>\r\n$<len>\r\n` ... `\r\n`)
 //! is written into a small per-connection scratch buffer only when the
-//! message is about to be sent, and the payload goes to the socket straight
-//! from the shared buffer through a vectored write.
+//! message is about to be sent, and a large payload goes to the socket
+//! straight from the shared buffer through a vectored write.
+//!
+//! A small payload (at most [`INLINE_PAYLOAD`] bytes) is copied instead,
+//! with its frame, when it is about to be written: a run of small messages
+//! at the front of the queue is framed once into one buffer (a `Framed`
+//! chunk, at most [`MAX_STAGED`] bytes ahead of the socket), so one write
+//! carries hundreds of them as one slice, where a slice per payload would
+//! cap it at [`MAX_SEGMENTS`] / 2, and the kernel copies from one buffer
+//! instead of hundreds. A write the socket takes only part of leaves the
+//! rest framed for the next one. (Measured with the fan-out benchmark,
+//! 64-byte payloads to 50 subscribers: half the writes, as few as
+//! redis-server makes, and a third less CPU per delivery.)
 //!
 //! Replies, which are small and belong to one connection, are encoded into
 //! a growing buffer instead; consecutive replies share it, so a pipeline of
@@ -55,6 +66,10 @@ impl Protocol {
 enum Chunk {
     /// Encoded replies.
     Data(Bytes),
+    /// The frames of consecutive small messages, made just before their
+    /// first write (see the module docs). Message bytes, but no longer
+    /// dropped by drop-oldest: they are going out.
+    Framed(Bytes),
     /// A pub/sub message, framed when written.
     Message {
         /// The shared message.
@@ -71,7 +86,7 @@ enum Chunk {
 enum Segment {
     /// `scratch[start..end]`.
     Scratch(usize, usize),
-    /// `chunks[index]`'s bytes from `offset` (a `Data` chunk).
+    /// `chunks[index]`'s bytes from `offset` (a `Data` or `Framed` chunk).
     Data(usize, usize),
     /// `chunks[index]`'s payload from `offset` (a `Message` chunk).
     Payload(usize, usize),
@@ -80,14 +95,28 @@ enum Segment {
 }
 
 /// Most slices handed to one vectored write (the length of the array
-/// [`Output::slices`] fills). Linux accepts up to 1024; 128 (about 60
-/// small messages) already amortises the system call, and keeps the
-/// per-write framing work small. Not tuned beyond that.
+/// [`Output::fill_slices`] fills). Linux accepts up to 1024; 128 (about
+/// 60 large messages, each a frame slice and a payload slice) already
+/// amortises the system call, and keeps the per-write framing work small.
+/// Small messages take no slice of their own (see [`INLINE_PAYLOAD`]). Not
+/// tuned beyond that.
 pub(crate) const MAX_SEGMENTS: usize = 128;
 
 /// Most bytes gathered into one vectored write, so one write never frames
 /// far more than the socket will take.
 const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// Largest payload copied with its frame rather than given a slice of its
+/// own (see the module docs). Copying 1 KiB costs about what the kernel
+/// spends on one more slice; past that, a slice of the shared payload is
+/// cheaper than a copy.
+pub(crate) const INLINE_PAYLOAD: usize = 1024;
+
+/// Most bytes of small messages framed ahead of the socket: 64 KiB, what
+/// Redis writes to one client per event (`NET_MAX_WRITES_PER_EVENT`).
+/// Framing ahead bounds what a client that stopped reading holds as
+/// copies, and what drop-oldest can no longer drop.
+pub(crate) const MAX_STAGED: usize = 64 * 1024;
 
 /// A connection's pending output; see the module docs.
 #[derive(Debug, Default)]
@@ -451,20 +480,11 @@ impl Output {
         true
     }
 
-    /// Frames the next batch of output and returns it as slices for one
-    /// vectored write; then call [`advance`](Self::advance) with what the
-    /// socket took. (Allocates; [`fill_slices`](Self::fill_slices) does
-    /// not.)
-    pub(crate) fn slices(&mut self) -> Vec<IoSlice<'_>> {
-        let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS];
-        let count = self.fill_slices(&mut slices);
-        slices[..count].to_vec()
-    }
-
     /// Frames the next batch of output into `slices` for one vectored
     /// write and returns how many it filled; then call
     /// [`advance`](Self::advance) with what the socket took.
     pub(crate) fn fill_slices<'a>(&'a mut self, slices: &mut [IoSlice<'a>; MAX_SEGMENTS]) -> usize {
+        self.stage();
         self.scratch.clear();
         self.plan.clear();
         let mut bytes = 0;
@@ -476,9 +496,17 @@ impl Output {
             }
             let skip = if index == 0 { self.front_written } else { 0 };
             match chunk {
-                Chunk::Data(data) => {
+                Chunk::Data(data) | Chunk::Framed(data) => {
                     self.plan.push(Segment::Data(index, skip));
                     bytes += data.len() - skip;
+                }
+                Chunk::Message { message, .. }
+                    if skip == 0 && message.payload().len() <= INLINE_PAYLOAD =>
+                {
+                    // Not staged: past what is framed ahead. It goes in a
+                    // later write, framed then.
+                    every_chunk = false;
+                    break;
                 }
                 Chunk::Message { message, push } => {
                     let start = self.scratch.len();
@@ -507,12 +535,12 @@ impl Output {
             let bytes: &[u8] = match *segment {
                 Segment::Scratch(start, end) => &self.scratch[start..end],
                 Segment::Data(index, skip) => match &self.chunks[index] {
-                    Chunk::Data(data) => &data[skip..],
+                    Chunk::Data(data) | Chunk::Framed(data) => &data[skip..],
                     Chunk::Message { .. } => &[],
                 },
                 Segment::Payload(index, skip) => match &self.chunks[index] {
                     Chunk::Message { message, .. } => &message.payload()[skip..],
-                    Chunk::Data(_) => &[],
+                    Chunk::Data(_) | Chunk::Framed(_) => &[],
                 },
                 Segment::Tail => &self.tail,
             };
@@ -522,6 +550,48 @@ impl Output {
             }
         }
         filled
+    }
+
+    /// Frames runs of small messages that have not started going out into
+    /// `Framed` chunks, each message once, until [`MAX_STAGED`] bytes are
+    /// framed ahead of the socket (see the module docs). Looks no further
+    /// than the chunks one write can plan.
+    fn stage(&mut self) {
+        let small = |chunk: &Chunk| {
+            matches!(chunk, Chunk::Message { message, .. }
+                if message.payload().len() <= INLINE_PAYLOAD)
+        };
+        let mut staged = 0;
+        let mut index = usize::from(self.front_written > 0);
+        while index < self.chunks.len().min(MAX_SEGMENTS) && staged < MAX_STAGED {
+            if !small(&self.chunks[index]) {
+                if let Chunk::Framed(framed) = &self.chunks[index] {
+                    staged += framed.len();
+                }
+                index += 1;
+                continue;
+            }
+            let mut end = index;
+            let mut len = 0;
+            while end < self.chunks.len() && small(&self.chunks[end]) && staged + len < MAX_STAGED {
+                if let Chunk::Message { message, .. } = &self.chunks[end] {
+                    len += message_len(message);
+                }
+                end += 1;
+            }
+            let mut frames = Vec::with_capacity(len);
+            for chunk in self.chunks.drain(index..end) {
+                if let Chunk::Message { message, push } = chunk {
+                    message_header(&message, push, &mut frames);
+                    frames.extend_from_slice(message.payload());
+                    frames.extend_from_slice(b"\r\n");
+                }
+            }
+            staged += frames.len();
+            self.chunks
+                .insert(index, Chunk::Framed(Bytes::from(frames)));
+            index += 1;
+        }
     }
 
     /// Marks `written` bytes from the front as sent: whole chunks first,
@@ -537,6 +607,7 @@ impl Output {
             };
             let (len, is_message) = match front {
                 Chunk::Data(data) => (data.len(), false),
+                Chunk::Framed(framed) => (framed.len(), true),
                 Chunk::Message { message, .. } => (message_len(message), true),
             };
             let left = len - self.front_written;
@@ -583,11 +654,11 @@ mod tests {
         while !out.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS];
             let count = out.fill_slices(&mut slices);
-            let mut batch: Vec<u8> = slices[..count]
+            let batch: Vec<u8> = slices[..count]
                 .iter()
                 .flat_map(|s| s.iter().copied())
+                .take(step)
                 .collect();
-            batch.truncate(step);
             written.extend_from_slice(&batch);
             let n = batch.len();
             out.advance(n);
@@ -698,6 +769,88 @@ mod tests {
         out.integer(i64::MIN);
         out.integer(0);
         assert_eq!(drain(&mut out, 3), b":-9223372036854775808\r\n:0\r\n");
+    }
+
+    /// Small payloads are copied in with their frames, large ones go out
+    /// from the shared buffer; either way, the bytes are the same, in
+    /// order, however the socket splits them.
+    #[test]
+    fn small_payloads_inline_large_ones_by_reference() {
+        let broker = Broker::new();
+        let sub = &mut broker.subscriber();
+        sub.subscribe(["ch"]);
+        let sizes = [0, 1, INLINE_PAYLOAD, INLINE_PAYLOAD + 1, 3, 20_000, 5];
+        for (i, &size) in sizes.iter().enumerate() {
+            broker.publish("ch", vec![b'a' + i as u8; size]);
+        }
+        let queued: Vec<Message> = sub.try_iter().collect();
+        let mut expected = Vec::new();
+        for (i, &size) in sizes.iter().enumerate() {
+            expected.extend_from_slice(
+                format!("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n${size}\r\n").as_bytes(),
+            );
+            expected.extend(std::iter::repeat_n(b'a' + i as u8, size));
+            expected.extend_from_slice(b"\r\n");
+        }
+        for step in [1, 7, 1000, 16_384, usize::MAX] {
+            let mut out = Output::new();
+            out.ok();
+            for m in &queued {
+                out.message(m.clone());
+            }
+            let mut all = b"+OK\r\n".to_vec();
+            all.extend_from_slice(&expected);
+            assert_eq!(drain(&mut out, step), all, "step {step}");
+            assert_eq!((out.pending(), out.message_bytes()), (0, 0));
+        }
+
+        // A run of small messages is one slice.
+        let mut out = Output::new();
+        for _ in 0..500 {
+            broker.publish("ch", "x".repeat(64));
+        }
+        for m in sub.try_iter() {
+            out.message(m);
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS];
+        assert_eq!(out.fill_slices(&mut slices), 1);
+        assert_eq!(slices[0].len(), out.pending());
+    }
+
+    /// Small messages are framed ahead of the socket only up to
+    /// `MAX_STAGED` bytes; drop-oldest then drops the oldest message not
+    /// yet framed, and what is framed goes out whole and in order.
+    #[test]
+    fn staging_is_bounded_and_drop_oldest_skips_it() {
+        let broker = Broker::new();
+        let sub = &mut broker.subscriber();
+        sub.subscribe(["ch"]);
+        let mut out = Output::new();
+        let count = 2 * MAX_STAGED / 64;
+        for i in 0..count {
+            broker.publish("ch", format!("{i:0>40}"));
+            for m in sub.try_iter() {
+                out.message(m);
+            }
+        }
+        let frame = |i: usize| format!("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$40\r\n{i:0>40}\r\n");
+        let len = frame(0).len();
+        assert_eq!(out.pending(), count * len);
+        let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS];
+        assert_eq!(out.fill_slices(&mut slices), 1);
+        let staged = slices[0].len();
+        assert!((MAX_STAGED..MAX_STAGED + len).contains(&staged), "{staged}");
+        assert_eq!(staged % len, 0);
+        out.advance(10);
+        assert!(out.drop_oldest_message());
+        assert_eq!(out.dropped(), 1);
+        let first_unstaged = staged / len;
+        let expected: String = (0..count)
+            .filter(|&i| i != first_unstaged)
+            .map(frame)
+            .collect();
+        assert_eq!(drain(&mut out, 5000), expected.as_bytes()[10..]);
+        assert_eq!((out.pending(), out.message_bytes()), (0, 0));
     }
 
     /// Errors stay on one line.
