@@ -74,6 +74,8 @@ enum Chunk {
     Message {
         /// The shared message.
         message: Message,
+        /// Its frame's length, payload included.
+        len: usize,
         /// Framed as a RESP3 push (`>`) rather than a RESP2 array (`*`):
         /// decided by the protocol in force when it was queued, as Redis
         /// encodes a message when it queues it.
@@ -145,13 +147,9 @@ pub(crate) struct Output {
 }
 
 /// Number of decimal digits of `n` (what `$<n>\r\n` spends on it).
-fn digits(mut n: usize) -> usize {
-    let mut d = 1;
-    while n >= 10 {
-        n /= 10;
-        d += 1;
-    }
-    d
+fn digits(n: usize) -> usize {
+    // At most 20 digits: the cast cannot truncate.
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 /// Bytes of a bulk string `$<len>\r\n<bytes>\r\n` holding `len` bytes.
@@ -183,6 +181,13 @@ fn message_len(message: &Message) -> usize {
 
 /// Appends a message's frame up to (not including) its payload bytes.
 fn message_header(message: &Message, push: bool, out: &mut Vec<u8>) {
+    message_prefix(message, push, out);
+    push_len_line(out, b'$', message.payload().len());
+}
+
+/// Appends a message's frame up to its payload's length line: what every
+/// message of one kind on one channel (and pattern) shares.
+fn message_prefix(message: &Message, push: bool, out: &mut Vec<u8>) {
     let (name, count) = kind_frame(message.kind());
     out.extend_from_slice(&[if push { b'>' } else { b'*' }, count, b'\r', b'\n']);
     push_bulk(out, name);
@@ -190,7 +195,12 @@ fn message_header(message: &Message, push: bool, out: &mut Vec<u8>) {
         push_bulk(out, pattern);
     }
     push_bulk(out, message.channel());
-    push_len_line(out, b'$', message.payload().len());
+}
+
+/// Whether two messages' frames share their prefix (see
+/// [`message_prefix`]).
+fn same_prefix(a: &Message, b: &Message) -> bool {
+    a.kind() == b.kind() && a.channel() == b.channel() && a.pattern() == b.pattern()
 }
 
 /// A length line, `<prefix><n>\r\n`, formatted on the stack: replies and
@@ -446,6 +456,7 @@ impl Output {
         self.message_bytes += len;
         self.chunks.push_back(Chunk::Message {
             message,
+            len,
             push: self.protocol == Protocol::Resp3,
         });
     }
@@ -471,8 +482,7 @@ impl Output {
         else {
             return false;
         };
-        if let Some(Chunk::Message { message, .. }) = self.chunks.remove(index) {
-            let len = message_len(&message);
+        if let Some(Chunk::Message { len, .. }) = self.chunks.remove(index) {
             self.pending -= len;
             self.message_bytes -= len;
             self.dropped += 1;
@@ -508,7 +518,7 @@ impl Output {
                     every_chunk = false;
                     break;
                 }
-                Chunk::Message { message, push } => {
+                Chunk::Message { message, push, .. } => {
                     let start = self.scratch.len();
                     message_header(message, *push, &mut self.scratch);
                     let header = self.scratch.len() - start;
@@ -574,17 +584,30 @@ impl Output {
             let mut end = index;
             let mut len = 0;
             while end < self.chunks.len() && small(&self.chunks[end]) && staged + len < MAX_STAGED {
-                if let Chunk::Message { message, .. } = &self.chunks[end] {
-                    len += message_len(message);
+                if let Chunk::Message { len: frame, .. } = &self.chunks[end] {
+                    len += frame;
                 }
                 end += 1;
             }
             let mut frames = Vec::with_capacity(len);
+            // Consecutive messages on one channel share their frame's
+            // prefix: copied, not formatted again.
+            let mut prefix = Vec::new();
+            let mut previous: Option<(Message, bool)> = None;
             for chunk in self.chunks.drain(index..end) {
-                if let Chunk::Message { message, push } = chunk {
-                    message_header(&message, push, &mut frames);
+                if let Chunk::Message { message, push, .. } = chunk {
+                    if !previous
+                        .as_ref()
+                        .is_some_and(|(p, was)| *was == push && same_prefix(p, &message))
+                    {
+                        prefix.clear();
+                        message_prefix(&message, push, &mut prefix);
+                    }
+                    frames.extend_from_slice(&prefix);
+                    push_len_line(&mut frames, b'$', message.payload().len());
                     frames.extend_from_slice(message.payload());
                     frames.extend_from_slice(b"\r\n");
+                    previous = Some((message, push));
                 }
             }
             staged += frames.len();
@@ -608,7 +631,7 @@ impl Output {
             let (len, is_message) = match front {
                 Chunk::Data(data) => (data.len(), false),
                 Chunk::Framed(framed) => (framed.len(), true),
-                Chunk::Message { message, .. } => (message_len(message), true),
+                Chunk::Message { len, .. } => (*len, true),
             };
             let left = len - self.front_written;
             if written < left {
@@ -851,6 +874,46 @@ mod tests {
             .collect();
         assert_eq!(drain(&mut out, 5000), expected.as_bytes()[10..]);
         assert_eq!((out.pending(), out.message_bytes()), (0, 0));
+    }
+
+    /// Frames written together still differ where their messages do:
+    /// kind, pattern, channel, and the protocol each was queued under.
+    #[test]
+    fn consecutive_frames_differ_where_messages_do() {
+        let broker = Broker::new();
+        let sub = &mut broker.subscriber();
+        sub.subscribe(["a", "b"]);
+        sub.psubscribe(["a*", "b*"]);
+        broker.publish("a", "1");
+        broker.publish("a", "22");
+        broker.publish("b", "3");
+        let queued: Vec<Message> = sub.try_iter().collect();
+        let mut out = Output::new();
+        for m in &queued {
+            out.message(m.clone());
+        }
+        out.set_protocol(Protocol::Resp3);
+        out.message(queued[4].clone());
+        assert_eq!(
+            String::from_utf8_lossy(&drain(&mut out, usize::MAX)),
+            "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\n1\r\n\
+             *4\r\n$8\r\npmessage\r\n$2\r\na*\r\n$1\r\na\r\n$1\r\n1\r\n\
+             *3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\n22\r\n\
+             *4\r\n$8\r\npmessage\r\n$2\r\na*\r\n$1\r\na\r\n$2\r\n22\r\n\
+             *3\r\n$7\r\nmessage\r\n$1\r\nb\r\n$1\r\n3\r\n\
+             *4\r\n$8\r\npmessage\r\n$2\r\nb*\r\n$1\r\nb\r\n$1\r\n3\r\n\
+             >3\r\n$7\r\nmessage\r\n$1\r\nb\r\n$1\r\n3\r\n"
+        );
+    }
+
+    /// Digit counts, as `$<n>` spends them.
+    #[test]
+    fn digit_counts() {
+        for (n, d) in [(0, 1), (9, 1), (10, 2), (99, 2), (100, 3), (65_536, 5)] {
+            assert_eq!(digits(n), d, "{n}");
+            assert_eq!(LenLine::new(b'$', n as i64).as_bytes().len(), d + 3, "{n}");
+        }
+        assert_eq!(digits(usize::MAX), usize::MAX.to_string().len());
     }
 
     /// Errors stay on one line.
