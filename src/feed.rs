@@ -78,6 +78,69 @@ struct FeedState<P> {
     /// Bumped whenever `watchers` is emptied, so a reader knows whether its
     /// signal is still in the list without searching it.
     watch_epoch: u64,
+    /// Readers of many feeds, told of every append (see [`Ready`]).
+    ready: Vec<Arc<Ready>>,
+}
+
+/// The feeds with news for one reader of many feeds.
+///
+/// A reader holding a handful of subscriptions finds what is new by looking
+/// at each feed's tail. One holding hundreds (a client subscribed to every
+/// room, a monitor holding thousands of patterns) would look at every
+/// feed on every receive; instead it registers a `Ready` with each of its
+/// feeds, and every append names its feed here. The reader then looks only
+/// at the feeds named since it last looked, and at those it knows still
+/// hold something. Each feed is named at most once until the reader takes
+/// the names, so the list stays as short as the reader's subscriptions,
+/// however much is published while it does not read.
+#[derive(Debug)]
+pub(crate) struct Ready {
+    /// Feeds named since the reader last took the names.
+    named: Mutex<ReadyState>,
+    /// The reader's signal, rung when the first name arrives.
+    pub(crate) signal: Arc<Signal>,
+}
+
+/// What a [`Ready`]'s lock protects.
+#[derive(Debug, Default)]
+struct ReadyState {
+    /// Feed identities ([`Feed::id`]) in the order they were named.
+    list: Vec<usize>,
+    /// The same, for de-duplication.
+    set: hashbrown::HashSet<usize>,
+}
+
+impl Ready {
+    /// A list for the reader whose signal is `signal`.
+    pub(crate) fn new(signal: Arc<Signal>) -> Arc<Self> {
+        Arc::new(Self {
+            named: Mutex::new(ReadyState::default()),
+            signal,
+        })
+    }
+
+    /// Names feed `id`; returns whether the list was empty (the reader
+    /// then needs ringing).
+    fn name(&self, id: usize) -> bool {
+        let mut named = self.named.lock();
+        let was_empty = named.list.is_empty();
+        if named.set.insert(id) {
+            named.list.push(id);
+        }
+        was_empty
+    }
+
+    /// Takes the names, oldest first, into `out`.
+    pub(crate) fn take(&self, out: &mut Vec<usize>) {
+        let mut named = self.named.lock();
+        named.set.clear();
+        out.append(&mut named.list);
+    }
+
+    /// Whether any feed was named since the names were last taken.
+    pub(crate) fn any(&self) -> bool {
+        !self.named.lock().list.is_empty()
+    }
 }
 
 /// A feed; see the module docs.
@@ -122,6 +185,18 @@ impl<P> Feed<P> {
         self.pattern
     }
 
+    /// This feed's identity while it lives: its address.
+    #[inline]
+    pub(crate) fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Registers a reader of many feeds: every append from now on names
+    /// this feed in `ready`.
+    pub(crate) fn join_ready(&self, ready: &Arc<Ready>) {
+        self.state.lock().ready.push(Arc::clone(ready));
+    }
+
     /// An empty feed; `pattern` for a pattern's.
     fn with_kind(pattern: bool) -> Arc<Self> {
         Arc::new(Self {
@@ -135,6 +210,7 @@ impl<P> Feed<P> {
                 strict: Vec::new(),
                 watchers: Vec::new(),
                 watch_epoch: 0,
+                ready: Vec::new(),
             }),
             tail: AtomicU64::new(0),
             pattern,
@@ -170,6 +246,9 @@ impl<P> Feed<P> {
         state.readers -= 1;
         state.stamped -= usize::from(stamped);
         state.watchers.retain(|s| !Arc::ptr_eq(s, signal));
+        if !state.ready.is_empty() {
+            state.ready.retain(|r| !Arc::ptr_eq(&r.signal, signal));
+        }
         state.tail
     }
 
@@ -233,6 +312,14 @@ impl<P> Feed<P> {
             if !state.watchers.is_empty() {
                 out.ring(state.watchers.drain(..));
                 state.watch_epoch += 1;
+            }
+            if !state.ready.is_empty() {
+                let id = self.id();
+                for ready in &state.ready {
+                    if ready.name(id) {
+                        out.ring(std::iter::once(Arc::clone(&ready.signal)));
+                    }
+                }
             }
         }
         out.discard(envelope);

@@ -35,7 +35,7 @@ use std::time::Instant;
 use smallvec::SmallVec;
 
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
-use crate::feed::{Feed, Stamped};
+use crate::feed::{Feed, Ready, Stamped};
 use crate::message::{Envelope, Received};
 use crate::signal::Signal;
 use crate::sync::Mutex;
@@ -46,6 +46,12 @@ use crate::sync::Mutex;
 /// cover most subscribers (a channel, or a channel and a pattern); a
 /// reader with more spills them to the heap, as a `Vec` would hold them.
 const INLINE_CURSORS: usize = 2;
+
+/// Cursors beyond which a reader stops looking at every feed on every
+/// receive and has its feeds tell it which ones got entries instead (see
+/// [`Ready`]). Below it, one pass over a few cursors costs less than being
+/// told; far above it, the pass is what a receive costs.
+const MANY_CURSORS: usize = 16;
 
 /// Entries a cursor takes from its feed per lock: enough to drain a burst
 /// in a few lock round-trips, few enough that each cursor's buffer stays
@@ -82,6 +88,9 @@ pub(crate) struct Cursor<P> {
     /// Whether the feed is a pattern's (a copy of `Feed::is_pattern`, kept
     /// beside the buffer so ordering touches no other memory).
     pattern: bool,
+    /// For a reader of many feeds: whether this cursor is in
+    /// [`Many::active`].
+    active: bool,
 }
 
 impl<P> Cursor<P> {
@@ -120,6 +129,23 @@ struct ReaderState<P> {
     /// Cursors whose subscription ended (they go once drained), so a take
     /// looks for drained ones only while there are any.
     ended: usize,
+    /// Set once the reader holds more than [`MANY_CURSORS`] cursors.
+    many: Option<Box<Many>>,
+}
+
+/// The bookkeeping of a reader of many feeds: which cursors may hold
+/// something, so a receive looks at those only.
+#[derive(Debug)]
+struct Many {
+    /// Where this reader's feeds name themselves when they get entries.
+    ready: Arc<Ready>,
+    /// Feed identity to the index of the open cursor on it.
+    index: hashbrown::HashMap<usize, usize>,
+    /// Indices of the cursors that may hold something: every cursor not
+    /// in it has nothing pending, or has been named in `ready` since.
+    active: Vec<usize>,
+    /// Names taken from `ready`, kept to reuse the allocation.
+    names: Vec<usize>,
 }
 
 impl<P> ReaderState<P> {
@@ -201,7 +227,9 @@ impl<P> ReaderState<P> {
     /// Takes the next message, first dropping the oldest ones beyond
     /// `capacity`. Dropped envelopes and finished cursors go to `garbage`.
     fn take(&mut self, capacity: u64, garbage: &mut Garbage<P>) -> Option<Received<P>> {
-        let taken = if self.cursors.len() == 1 {
+        let taken = if self.many.is_some() {
+            self.take_many(capacity, garbage)
+        } else if self.cursors.len() == 1 {
             self.take_one(capacity, garbage)
         } else {
             self.take_merged(capacity, garbage)
@@ -269,6 +297,147 @@ impl<P> ReaderState<P> {
         }
     }
 
+    /// Marks the cursors whose feeds were named since the last look as
+    /// active; returns whether any was not active already.
+    fn activate_named(&mut self) -> bool {
+        let Some(many) = self.many.as_deref_mut() else {
+            return false;
+        };
+        many.ready.take(&mut many.names);
+        let mut activated = false;
+        for id in many.names.drain(..) {
+            // A name may be stale (the subscription ended since): skip it.
+            if let Some(&i) = many.index.get(&id) {
+                let cursor = &mut self.cursors[i];
+                if !cursor.active {
+                    cursor.active = true;
+                    many.active.push(i);
+                    activated = true;
+                }
+            }
+        }
+        activated
+    }
+
+    /// [`scan`](Self::scan) over the active cursors only, dropping from
+    /// the active set those with nothing pending.
+    fn scan_active(&mut self, mut refilled: Option<&mut bool>) -> (Option<usize>, u64) {
+        let Some(many) = self.many.as_deref_mut() else {
+            unreachable!("scan_active is for readers of many feeds");
+        };
+        let mut active = std::mem::take(&mut many.active);
+        let mut pending = 0;
+        let mut best: Option<(u64, bool, usize)> = None;
+        let mut kept = 0;
+        for at in 0..active.len() {
+            let i = active[at];
+            if let Some(refilled) = refilled.as_deref_mut() {
+                *refilled |= self.refill(i);
+            }
+            let cursor = &mut self.cursors[i];
+            let owed = cursor.pending();
+            if owed == 0 {
+                // An append from now on names the feed again.
+                cursor.active = false;
+                continue;
+            }
+            pending += owed;
+            if let Some((stamp, pattern)) = cursor.head_key() {
+                if best.is_none_or(|(s, p, _)| (stamp, pattern) < (s, p)) {
+                    best = Some((stamp, pattern, i));
+                }
+            }
+            active[kept] = i;
+            kept += 1;
+        }
+        active.truncate(kept);
+        if let Some(many) = self.many.as_deref_mut() {
+            many.active = active;
+        }
+        (best.map(|(_, _, i)| i), pending)
+    }
+
+    /// [`pick`](Self::pick) for a reader of many feeds: the same rule,
+    /// applied to the active cursors, with the feeds named meanwhile
+    /// joining them.
+    fn pick_many(&mut self) -> (Option<usize>, u64) {
+        self.activate_named();
+        let mut refilled = false;
+        let picked = self.scan_active(Some(&mut refilled));
+        if !refilled {
+            return picked;
+        }
+        loop {
+            let mut looked = self.activate_named();
+            let active = self
+                .many
+                .as_deref_mut()
+                .map(|many| std::mem::take(&mut many.active))
+                .unwrap_or_default();
+            for &i in &active {
+                looked |= self.refill(i);
+            }
+            if let Some(many) = self.many.as_deref_mut() {
+                many.active = active;
+            }
+            if !looked {
+                break;
+            }
+        }
+        self.scan_active(None)
+    }
+
+    /// [`take`](Self::take) for a reader of many feeds.
+    fn take_many(&mut self, capacity: u64, garbage: &mut Garbage<P>) -> Option<Received<P>> {
+        loop {
+            let (picked, pending) = self.pick_many();
+            let i = picked?;
+            let Some((_, envelope)) = self.cursors[i].buf.pop_front() else {
+                unreachable!("pick_many returns a cursor with a buffered entry");
+            };
+            let seq = self.seq;
+            self.seq += 1;
+            if pending > capacity {
+                self.dropped += 1;
+                garbage.envelopes.push(envelope);
+                continue;
+            }
+            return Some((seq, envelope));
+        }
+    }
+
+    /// Whether a reader of many feeds may have something: a feed named, or
+    /// an active cursor with something pending.
+    fn many_pending(&self) -> bool {
+        let Some(many) = self.many.as_deref() else {
+            return false;
+        };
+        many.ready.any() || many.active.iter().any(|&i| self.cursors[i].pending() > 0)
+    }
+
+    /// Turns this reader into a reader of many feeds: each open cursor's
+    /// feed names itself on every append from now on, and every cursor
+    /// starts active (what was appended before is found by looking).
+    fn become_many(&mut self, signal: &Arc<Signal>) {
+        let ready = Ready::new(Arc::clone(signal));
+        let mut index = hashbrown::HashMap::with_capacity(self.cursors.len());
+        let mut active = Vec::with_capacity(self.cursors.len());
+        for (i, cursor) in self.cursors.iter_mut().enumerate() {
+            if cursor.end == OPEN {
+                cursor.feed.join_ready(&ready);
+                index.insert(cursor.feed.id(), i);
+            }
+            cursor.active = true;
+            active.push(i);
+        }
+        self.many = Some(Box::new(Many {
+            ready,
+            index,
+            active,
+            names: Vec::new(),
+        }));
+    }
+
     /// Removes ended cursors that have nothing more to give.
     #[cold]
     fn sweep(&mut self, garbage: &mut Garbage<P>) {
@@ -283,6 +452,19 @@ impl<P> ReaderState<P> {
             }
         }
         self.ended -= garbage.cursors.len() - before;
+        if let Some(many) = &mut self.many {
+            // Indices moved: rebuild what refers to them.
+            many.index.clear();
+            many.active.clear();
+            for (i, cursor) in self.cursors.iter().enumerate() {
+                if cursor.end == OPEN {
+                    many.index.insert(cursor.feed.id(), i);
+                }
+                if cursor.active {
+                    many.active.push(i);
+                }
+            }
+        }
     }
 }
 
@@ -342,6 +524,7 @@ impl<P> Reader<P> {
                 seq: 0,
                 dropped: 0,
                 ended: 0,
+                many: None,
             }),
             signal: Arc::new(Signal::default()),
             capacity: capacity as u64,
@@ -387,14 +570,27 @@ impl<P> Reader<P> {
     #[must_use = "the returned waker must be woken"]
     pub(crate) fn add(&self, feed: Arc<Feed<P>>, start: u64) -> Option<Waker> {
         let pattern = feed.is_pattern();
-        self.state.lock().cursors.push(Cursor {
+        let mut state = self.state.lock();
+        let i = state.cursors.len();
+        if let Some(many) = state.many.as_deref_mut() {
+            feed.join_ready(&many.ready);
+            many.index.insert(feed.id(), i);
+            many.active.push(i);
+        }
+        let active = state.many.is_some();
+        state.cursors.push(Cursor {
             feed,
             next: start,
             end: OPEN,
             buf: VecDeque::new(),
             watched: None,
             pattern,
+            active,
         });
+        if state.many.is_none() && state.cursors.len() > MANY_CURSORS {
+            state.become_many(&self.signal);
+        }
+        drop(state);
         self.signal.ring()
     }
 
@@ -403,13 +599,23 @@ impl<P> Reader<P> {
     pub(crate) fn end(&self, feed: &Arc<Feed<P>>, end: u64, garbage: &mut Garbage<P>) {
         let mut guard = self.state.lock();
         let state = &mut *guard;
-        if let Some(cursor) = state
+        if let Some(i) = state
             .cursors
-            .iter_mut()
-            .find(|c| c.end == OPEN && Arc::ptr_eq(&c.feed, feed))
+            .iter()
+            .position(|c| c.end == OPEN && Arc::ptr_eq(&c.feed, feed))
         {
+            let cursor = &mut state.cursors[i];
             cursor.end = end;
             state.ended += 1;
+            if let Some(many) = state.many.as_deref_mut() {
+                // The feed no longer names this cursor: keep it active
+                // until what it is still owed has been taken.
+                many.index.remove(&feed.id());
+                if !cursor.active {
+                    cursor.active = true;
+                    many.active.push(i);
+                }
+            }
         }
         if state.cursors.iter().any(Cursor::exhausted) {
             state.sweep(garbage);
@@ -421,6 +627,7 @@ impl<P> Reader<P> {
     pub(crate) fn release_all(&self, garbage: &mut Garbage<P>) {
         let mut state = self.state.lock();
         state.ended = 0;
+        state.many = None;
         for mut cursor in state.cursors.drain(..) {
             let end = if cursor.end == OPEN {
                 cursor.feed.tail()
@@ -469,8 +676,11 @@ impl<P> Reader<P> {
 
     /// Whether anything is pending, looking at the feeds' tails only.
     fn anything_pending(&self) -> bool {
-        self.state
-            .lock()
+        let state = self.state.lock();
+        if state.many.is_some() {
+            return state.many_pending();
+        }
+        state
             .cursors
             .iter()
             .any(|c| !c.buf.is_empty() || c.unread() > 0)
@@ -480,6 +690,11 @@ impl<P> Reader<P> {
     /// returns `true` (leaving it nowhere new) if one has something.
     fn watch_all(&self) -> bool {
         let mut state = self.state.lock();
+        if state.many.is_some() {
+            // Its feeds already name themselves on every append, and the
+            // first name rings the signal: nothing to leave with them.
+            return state.many_pending();
+        }
         for cursor in &mut state.cursors {
             if !cursor.buf.is_empty()
                 || cursor
