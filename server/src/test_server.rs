@@ -21,9 +21,9 @@ use crate::server::{Inner, Server, ServerBuilder};
 /// thread, inside an async runtime or not (the server never runs on the
 /// caller's runtime).
 ///
-/// With the `test-tls` feature, [`start_tls`](Self::start_tls) serves TLS
-/// instead, with a certificate from a throwaway CA that the test's client
-/// is told to trust ([`ca_pem`](Self::ca_pem), [`ca_path`](Self::ca_path)).
+/// With the `test-tls` feature, `start_tls` serves TLS instead, with a
+/// certificate from a throwaway CA that the test's client is told to
+/// trust (`ca_pem`, `ca_path`).
 ///
 /// # Examples
 ///
