@@ -57,7 +57,7 @@ fn publish_recv_one(c: &mut Criterion) {
 /// same number of receivers.
 fn fanout(c: &mut Criterion) {
     let mut group = c.benchmark_group("fanout");
-    for n in [1usize, 16, 64, 256] {
+    for n in [1usize, 16, 64, 256, 1024] {
         group.throughput(Throughput::Elements(n as u64));
         let p = payload();
 
