@@ -2,28 +2,63 @@
 //! later, Valkey, Redis Cluster): each process holds one upstream subscription per name
 //! its local subscribers hold, and fans messages out locally.
 //!
-//! ```no_run
+//! ```
+//! # // A private redis-server on a free loopback port, killed at the end;
+//! # // skipped when there is none, unless TANNOY_REQUIRE_REDIS is set.
+//! # struct Server(std::process::Child);
+//! # impl Drop for Server {
+//! #     fn drop(&mut self) {
+//! #         let _ = self.0.kill();
+//! #         let _ = self.0.wait();
+//! #     }
+//! # }
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+//! # let binary = std::env::var("TANNOY_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+//! # let spawned = std::process::Command::new(binary)
+//! #     .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+//! #     .args(["--save", "", "--appendonly", "no"])
+//! #     .stdout(std::process::Stdio::null())
+//! #     .spawn();
+//! # let _server = match spawned {
+//! #     Ok(child) => Server(child),
+//! #     Err(_) if std::env::var_os("TANNOY_REQUIRE_REDIS").is_none() => return Ok(()),
+//! #     Err(e) => return Err(e.into()),
+//! # };
+//! # for _ in 0..500 {
+//! #     if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+//! #         break;
+//! #     }
+//! #     std::thread::sleep(std::time::Duration::from_millis(10));
+//! # }
+//! # let redis_url = format!("redis://127.0.0.1:{port}");
 //! use tannoy_redis::Bridge;
 //!
 //! let broker = tannoy::Broker::new();
 //! let bridge = Bridge::builder()
-//!     .url("redis://127.0.0.1:6379")
+//!     .url(redis_url) // "redis://127.0.0.1:6379"
 //!     .broker(broker.clone())
 //!     .start()
 //!     .await?;
 //!
-//! // Local subscribers subscribe to the broker, as ever.
-//! let mut gateway = broker.subscriber();
-//! gateway.subscribe(["ai:predictions:ready"]);
+//! // Local subscribers subscribe to the broker, as ever: here two
+//! // WebSocket connections and an audit log.
+//! let mut alice = broker.subscriber();
+//! alice.subscribe(["ai:predictions:ready"]);
+//! let mut bob = broker.subscriber();
+//! bob.subscribe(["ai:predictions:ready"]);
 //! let mut audit = broker.subscriber();
 //! audit.psubscribe(["ai:*"]);
-//! bridge.sync().await?; // SUBSCRIBE and PSUBSCRIBE confirmed upstream
+//! bridge.sync().await?; // one SUBSCRIBE and one PSUBSCRIBE, confirmed upstream
 //!
-//! // Publishing through the bridge reaches every bridged process, this one too.
-//! bridge.publish("ai:predictions:ready", "p-1").await?;
-//! assert_eq!(gateway.recv_async().await?.payload(), "p-1");
+//! // Publishing through the bridge reaches every bridged process, this one
+//! // too. Redis counts upstream subscriptions: this process's channel and
+//! // its pattern, whatever the number of local subscribers.
+//! let receivers = bridge.publish("ai:predictions:ready", "p-1").await?;
+//! assert_eq!(receivers, 2);
+//! assert_eq!(alice.recv_async().await?.payload(), "p-1");
+//! assert_eq!(bob.recv_async().await?.payload(), "p-1");
 //! assert_eq!(audit.recv_async().await?.pattern().unwrap(), "ai:*");
 //! bridge.shutdown().await;
 //! # Ok(()) }

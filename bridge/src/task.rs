@@ -10,8 +10,8 @@
 //! While the server is away the task holds only the set of names wanted
 //! (bounded by what local subscribers hold; the interest watch coalesces
 //! per name) and queues nothing: publishes fail at once with
-//! [`ErrorKind::Disconnected`](crate::ErrorKind::Disconnected), and upstream
-//! messages published meanwhile are lost, which the gap notice announces.
+//! [`ErrorKind::Disconnected`], and upstream messages published meanwhile
+//! are lost, which the gap notice announces.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
