@@ -277,14 +277,26 @@ impl<P> ReaderState<P> {
 
     /// [`take`](Self::take) for a reader of several feeds.
     fn take_merged(&mut self, capacity: u64, garbage: &mut Garbage<P>) -> Option<Received<P>> {
+        self.take_picked(capacity, garbage, Self::pick)
+    }
+
+    /// Takes the entry at the head of the cursor `pick` chooses, first
+    /// dropping those beyond `capacity`. `pick` returns the cursor and the
+    /// messages pending, counted after its refills (which may have found
+    /// entries lost, and counted them as dropped) and including the entry
+    /// about to go.
+    #[inline]
+    fn take_picked(
+        &mut self,
+        capacity: u64,
+        garbage: &mut Garbage<P>,
+        pick: impl Fn(&mut Self) -> (Option<usize>, u64),
+    ) -> Option<Received<P>> {
         loop {
-            // `pending` counts after the refills, which may have found
-            // entries lost (and counted them as dropped); it includes the
-            // entry about to go.
-            let (picked, pending) = self.pick();
+            let (picked, pending) = pick(self);
             let i = picked?;
             let Some((_, envelope)) = self.cursors[i].buf.pop_front() else {
-                unreachable!("pick returns a cursor with a buffered entry");
+                unreachable!("a cursor is picked for its buffered entry");
             };
             let seq = self.seq;
             self.seq += 1;
@@ -389,21 +401,7 @@ impl<P> ReaderState<P> {
 
     /// [`take`](Self::take) for a reader of many feeds.
     fn take_many(&mut self, capacity: u64, garbage: &mut Garbage<P>) -> Option<Received<P>> {
-        loop {
-            let (picked, pending) = self.pick_many();
-            let i = picked?;
-            let Some((_, envelope)) = self.cursors[i].buf.pop_front() else {
-                unreachable!("pick_many returns a cursor with a buffered entry");
-            };
-            let seq = self.seq;
-            self.seq += 1;
-            if pending > capacity {
-                self.dropped += 1;
-                garbage.envelopes.push(envelope);
-                continue;
-            }
-            return Some((seq, envelope));
-        }
+        self.take_picked(capacity, garbage, Self::pick_many)
     }
 
     /// Whether a reader of many feeds may have something: a feed named, or
@@ -606,6 +604,22 @@ impl<P> Reader<P> {
         {
             let cursor = &mut state.cursors[i];
             cursor.end = end;
+            // Take what the subscription is still owed out of the feed now.
+            // The feed evicts by its own length, so the entries appended
+            // after `end`, which this subscriber is not owed, would
+            // otherwise push out ones it is owed although its own queue
+            // never held more than its capacity.
+            if cursor.unread() > 0 {
+                let mut rest = VecDeque::new();
+                let (read, first) = cursor
+                    .feed
+                    .read(&mut cursor.next, end, usize::MAX, &mut rest);
+                cursor.buf.extend(first);
+                cursor.buf.append(&mut rest);
+                state.seq += read.lost;
+                state.dropped += read.lost;
+            }
+            let cursor = &mut state.cursors[i];
             state.ended += 1;
             if let Some(many) = state.many.as_deref_mut() {
                 // The feed no longer names this cursor: keep it active

@@ -856,3 +856,50 @@ fn received_payload_drop_may_publish() {
         assert_eq!(audit.try_iter().count(), 3, "every job announced itself");
     });
 }
+
+/// Messages queued before an unsubscribe stay queued however much the
+/// channel's other subscribers are sent afterwards: what a subscriber
+/// loses is decided by its own capacity only. (Found by the model test: a
+/// channel kept as many messages as its largest subscriber queue, and the
+/// publishes after the unsubscribe pushed out one the unsubscribed
+/// subscriber was still owed, though its queue held nothing else.)
+#[test]
+fn unsubscribing_keeps_what_later_publishes_would_push_out() {
+    for pattern in [false, true] {
+        let broker = Broker::builder().shards(1).build();
+        let leaving = broker.subscriber_builder().queue_capacity(2).build();
+        let lagging = broker.subscriber_builder().queue_capacity(1).build();
+        if pattern {
+            lagging.psubscribe(["*"]);
+            leaving.psubscribe(["*"]);
+        } else {
+            lagging.subscribe(["a"]);
+            leaving.subscribe(["a"]);
+        }
+        assert_eq!(broker.publish("a", "kept"), 2);
+        if pattern {
+            leaving.punsubscribe(Vec::<&str>::new());
+        } else {
+            leaving.unsubscribe(Vec::<&str>::new());
+        }
+        for later in ["x", "y", "z"] {
+            assert_eq!(broker.publish("a", later), 1);
+        }
+        assert_eq!(
+            (leaving.len(), leaving.dropped()),
+            (1, 0),
+            "pattern: {pattern}"
+        );
+        let msg = leaving
+            .try_recv()
+            .expect("the message queued before unsubscribing");
+        assert_eq!((msg.payload().as_ref(), msg.seq()), (&b"kept"[..], 0));
+        assert_eq!(leaving.dropped(), 0);
+        assert!(leaving.try_recv().is_err());
+        // The lagging subscriber lost exactly what its capacity of one
+        // cannot hold.
+        let msg = lagging.try_recv().expect("the newest message");
+        assert_eq!((msg.payload().as_ref(), msg.seq()), (&b"z"[..], 3));
+        assert_eq!(lagging.dropped(), 3);
+    }
+}
