@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::IntoConnectionInfo;
+use redis::{ClientTlsConfig, IntoConnectionInfo, RedisError, TlsCertificates};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use tannoy::Broker;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -49,6 +51,10 @@ pub struct BridgeBuilder {
     username: Option<String>,
     /// Overrides the URL's password.
     password: Option<String>,
+    /// PEM certificates to trust instead of the system's roots.
+    tls_ca: Option<Vec<u8>>,
+    /// PEM client certificate chain and private key, for mutual TLS.
+    tls_client: Option<(Vec<u8>, Vec<u8>)>,
     /// The local broker.
     broker: Option<Broker>,
     /// Connection attempt timeout.
@@ -66,6 +72,8 @@ impl fmt::Debug for BridgeBuilder {
             .field("cluster", &self.cluster)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls_ca_certificate", &self.tls_ca.is_some())
+            .field("tls_client_certificate", &self.tls_client.is_some())
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("timing", &self.timing)
@@ -80,6 +88,8 @@ impl Default for BridgeBuilder {
             cluster: false,
             username: None,
             password: None,
+            tls_ca: None,
+            tls_client: None,
             broker: None,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(5),
@@ -164,6 +174,106 @@ impl BridgeBuilder {
     pub fn password(mut self, password: impl Into<String>) -> Self {
         self.password = Some(password.into());
         self
+    }
+
+    /// Trusts the certificate authorities in `pem` (one or more PEM
+    /// `CERTIFICATE` blocks) instead of the system's roots, for a server
+    /// reached by a `rediss://` URL whose certificate a private CA signed
+    /// (a managed Redis with its own CA, a test deployment). Verification
+    /// stays on: the server's certificate must chain to one of them and
+    /// name the URL's host. Default: the system's roots.
+    ///
+    /// TLS itself comes from the URL: `rediss://[user[:password]@]host[:port]`
+    /// connects with TLS (rustls) whether or not this is called.
+    ///
+    /// # Errors
+    ///
+    /// [`start`](Self::start) fails with [`ErrorKind::InvalidConfig`]
+    /// when `pem` holds no certificate or a malformed one, or when a URL
+    /// is not `rediss://`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("/etc/redis/ca.crt")?;
+    /// let bridge = tannoy_redis::Bridge::builder()
+    ///     .url("rediss://:s3cret@redis.internal:6380")
+    ///     .tls_ca_certificate(ca)
+    ///     .broker(tannoy::Broker::new())
+    ///     .start()
+    ///     .await?;
+    /// # drop(bridge);
+    /// # Ok(()) }
+    /// ```
+    pub fn tls_ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_ca = Some(pem.into());
+        self
+    }
+
+    /// Presents a client certificate to the server (mutual TLS, as Redis's
+    /// `tls-auth-clients yes` requires): `cert_pem` the certificate chain,
+    /// `key_pem` its private key, both PEM. `rediss://` URLs only. Default:
+    /// none.
+    ///
+    /// # Errors
+    ///
+    /// [`start`](Self::start) fails with [`ErrorKind::InvalidConfig`]
+    /// when either PEM is malformed, or a URL is not `rediss://`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// let _builder = tannoy_redis::Bridge::builder()
+    ///     .url("rediss://redis.internal:6380")
+    ///     .tls_ca_certificate(std::fs::read("ca.crt")?)
+    ///     .tls_client_certificate(std::fs::read("client.crt")?, std::fs::read("client.key")?);
+    /// # Ok(()) }
+    /// ```
+    pub fn tls_client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls_client = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// The certificates given to [`tls_ca_certificate`](Self::tls_ca_certificate)
+    /// and [`tls_client_certificate`](Self::tls_client_certificate), if
+    /// any, once the CA PEM is known to hold a certificate.
+    fn tls_certificates(&self) -> Result<Option<TlsCertificates>, RedisError> {
+        if self.tls_ca.is_none() && self.tls_client.is_none() {
+            return Ok(None);
+        }
+        if let Some(pem) = &self.tls_ca {
+            let mut certs = 0;
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                cert.map_err(|e| {
+                    RedisError::from((
+                        redis::ErrorKind::InvalidClientConfig,
+                        "malformed TLS CA certificate PEM",
+                        e.to_string(),
+                    ))
+                })?;
+                certs += 1;
+            }
+            if certs == 0 {
+                return Err(RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "the TLS CA PEM holds no CERTIFICATE block",
+                )));
+            }
+        }
+        Ok(Some(TlsCertificates {
+            client_tls: self.tls_client.as_ref().map(|(cert, key)| ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+            root_cert: self.tls_ca.clone(),
+        }))
     }
 
     /// The local broker whose interest the bridge follows and into which it
@@ -257,8 +367,9 @@ impl BridgeBuilder {
     /// # Errors
     ///
     /// [`ErrorKind::NoBroker`] or [`ErrorKind::InvalidConfig`] (no URL, an
-    /// unparsable one, or no Tokio runtime) for a builder that cannot
-    /// work; [`ErrorKind::Connect`] when the first connection, its
+    /// unparsable one, TLS certificates that cannot be read or a URL
+    /// without TLS given them, or no Tokio runtime) for a builder that
+    /// cannot work; [`ErrorKind::Connect`] when the first connection, its
     /// authentication or its first subscriptions fail. Later losses are
     /// retried, never returned.
     ///
@@ -279,13 +390,19 @@ impl BridgeBuilder {
     /// assert_eq!(err.kind(), ErrorKind::Connect);
     /// # }
     /// ```
-    pub async fn start(self) -> Result<Bridge, Error> {
-        let broker = self.broker.ok_or(Error::from_kind(ErrorKind::NoBroker))?;
+    pub async fn start(mut self) -> Result<Bridge, Error> {
+        let broker = self
+            .broker
+            .take()
+            .ok_or(Error::from_kind(ErrorKind::NoBroker))?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::from_kind(ErrorKind::InvalidConfig))?;
         if self.urls.is_empty() {
             return Err(Error::from_kind(ErrorKind::InvalidConfig));
         }
+        let tls = self
+            .tls_certificates()
+            .map_err(|e| Error::with_source(ErrorKind::InvalidConfig, e))?;
         let mut nodes = Vec::with_capacity(self.urls.len());
         for url in &self.urls {
             let info = url
@@ -299,10 +416,19 @@ impl BridgeBuilder {
             if let Some(password) = &self.password {
                 redis = redis.set_password(password);
             }
-            nodes.push(resp3(info.set_redis_settings(redis)));
+            let mut info = resp3(info.set_redis_settings(redis));
+            if let Some(certs) = &tls {
+                // Parses the PEMs into the address, once for every connection.
+                info = redis::Client::build_with_tls(info, certs.clone())
+                    .map_err(|e| Error::with_source(ErrorKind::InvalidConfig, e))?
+                    .get_connection_info()
+                    .clone();
+            }
+            nodes.push(info);
         }
         let dial = Dial {
             nodes,
+            tls,
             cluster: self.cluster,
             connect_timeout: self.connect_timeout,
             response_timeout: self.response_timeout,

@@ -154,8 +154,10 @@
 //! URL with database, user and password ([`BridgeBuilder::url`],
 //! [`BridgeBuilder::username`], [`BridgeBuilder::password`]), or a Redis
 //! Cluster's seed nodes ([`BridgeBuilder::cluster_nodes`]); timeouts,
-//! backoff and health checks. RESP3 always (Redis 6 or later); TLS is not
-//! built in.
+//! backoff and health checks. RESP3 always (Redis 6 or later). TLS with a
+//! `rediss://` URL (rustls, verified against the system's roots or a
+//! private CA given to [`BridgeBuilder::tls_ca_certificate`]; a client
+//! certificate for mutual TLS with [`BridgeBuilder::tls_client_certificate`]).
 //!
 //! Upstream connections per process: one to a standalone server; in a
 //! cluster, one to one node for channels and patterns plus one to each

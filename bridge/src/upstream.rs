@@ -20,7 +20,7 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{
     AsyncConnectionConfig, ConnectionInfo, ErrorKind, ProtocolVersion, PushInfo, RedisError,
-    RedisResult,
+    RedisResult, TlsCertificates,
 };
 use tannoy::Broker;
 use tokio::sync::Notify;
@@ -43,8 +43,12 @@ const SHARD_COMMANDS_IN_FLIGHT: usize = 256;
 #[derive(Debug, Clone)]
 pub(crate) struct Dial {
     /// Address, database and credentials of each node to try, in turn;
-    /// always RESP3. One for a standalone server.
+    /// always RESP3, and with `tls`'s certificates for `rediss://`. One
+    /// for a standalone server.
     pub(crate) nodes: Vec<ConnectionInfo>,
+    /// Certificates to trust or present instead of the defaults, for the
+    /// cluster connection, which reads them from here.
+    pub(crate) tls: Option<TlsCertificates>,
     /// Whether the nodes form a Redis Cluster.
     pub(crate) cluster: bool,
     /// How long a connection attempt may take.
@@ -125,12 +129,15 @@ impl Link {
         let mut relays = vec![node_relay];
         let shards = if dial.cluster {
             let shard_relay = Arc::new(Relay::new(broker.clone(), Arc::clone(&lost)));
-            let client = ClusterClientBuilder::new(dial.nodes.clone())
+            let mut builder = ClusterClientBuilder::new(dial.nodes.clone())
                 .use_protocol(ProtocolVersion::RESP3)
                 .connection_timeout(dial.connect_timeout)
                 .response_timeout(dial.response_timeout)
-                .push_sender(feed(&shard_relay))
-                .build()?;
+                .push_sender(feed(&shard_relay));
+            if let Some(certs) = &dial.tls {
+                builder = builder.certs(certs.clone());
+            }
+            let client = builder.build()?;
             relays.push(shard_relay);
             Some(client.get_async_connection().await?)
         } else {

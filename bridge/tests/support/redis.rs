@@ -1,6 +1,6 @@
 //! Private `redis-server` processes for the bridge's tests: one server, a
-//! server restarted on the same port, or a three-node Redis Cluster, each
-//! on free loopback ports with nothing on disk.
+//! server restarted on the same port, a TLS-only server, or a three-node
+//! Redis Cluster, each on free loopback ports with nothing on disk.
 //!
 //! # Environment
 //!
@@ -96,7 +96,13 @@ pub(crate) struct RedisServer {
     dir: PathBuf,
     /// Extra arguments it was started with.
     extra: Vec<String>,
+    /// For a TLS-only server: the directory of `ca.crt`, `server.crt` and
+    /// `server.key`.
+    tls: Option<PathBuf>,
 }
+
+/// Marks a spawn failure caused by a `redis-server` built without TLS.
+const NO_TLS: &str = "redis-server has no TLS support";
 
 impl RedisServer {
     /// Starts a server, or skips (see [`skip`]) when none is installed.
@@ -106,6 +112,20 @@ impl RedisServer {
 
     /// As [`start`](Self::start), with extra `--name value` arguments.
     pub(crate) fn start_with(extra: &[&str]) -> Option<RedisServer> {
+        Self::start_inner(extra, None)
+    }
+
+    /// A server that speaks only TLS, with the certificate (signed by
+    /// `ca.crt`) and key in `dir`; clients need no certificate. Skips (or
+    /// fails, see [`skip`]) when `redis-server` is missing or was built
+    /// without TLS.
+    pub(crate) fn start_tls(dir: &Path) -> Option<RedisServer> {
+        Self::start_inner(&[], Some(dir.to_owned()))
+    }
+
+    /// Starts a server with `extra` arguments, TLS-only when `tls` names
+    /// the certificates' directory.
+    fn start_inner(extra: &[&str], tls: Option<PathBuf>) -> Option<RedisServer> {
         let Some(binary) = find_binary() else {
             return skip("redis-server not found");
         };
@@ -125,9 +145,11 @@ impl RedisServer {
                 port,
                 dir,
                 extra: extra.clone(),
+                tls: tls.clone(),
             };
             match server.spawn() {
                 Ok(()) => return Some(server),
+                Err(e) if e == NO_TLS => return skip(NO_TLS),
                 Err(e) => failure = e,
             }
         }
@@ -137,7 +159,8 @@ impl RedisServer {
     /// Starts the process on `self.port` and waits until it answers.
     fn spawn(&mut self) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
@@ -147,7 +170,23 @@ impl RedisServer {
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::null());
+        let stderr = self.dir.join("stderr.log");
+        if let Some(tls) = &self.tls {
+            // The later --port wins: no plain port, TLS on ours. A build
+            // without TLS rejects the directive on stderr and exits.
+            command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(tls.join("server.crt"))
+                .arg("--tls-key-file")
+                .arg(tls.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(tls.join("ca.crt"))
+                .args(["--tls-auth-clients", "no"])
+                .stderr(std::fs::File::create(&stderr).map_err(|e| e.to_string())?);
+        }
+        let child = command
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.binary.display()))?;
         let pid = child.id();
@@ -156,6 +195,10 @@ impl RedisServer {
         loop {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 self.child = None;
+                let said = std::fs::read_to_string(&stderr).unwrap_or_default();
+                if self.tls.is_some() && said.contains("Bad directive") && said.contains("tls-") {
+                    return Err(NO_TLS.to_owned());
+                }
                 return Err(format!("redis-server exited with {status}"));
             }
             if let Ok(info) = self.try_query::<String>(redis::cmd("INFO").arg("server")) {
@@ -203,9 +246,14 @@ impl RedisServer {
         self.port
     }
 
-    /// The server's URL.
+    /// The server's URL: `rediss://` for a TLS server.
     pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Runs one command on a fresh connection.
@@ -213,7 +261,17 @@ impl RedisServer {
         &self,
         cmd: &mut redis::Cmd,
     ) -> redis::RedisResult<T> {
-        let client = redis::Client::open(self.url())?;
+        let client = match &self.tls {
+            None => redis::Client::open(self.url())?,
+            Some(dir) => {
+                let ca = std::fs::read(dir.join("ca.crt"))?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca),
+                };
+                redis::Client::build_with_tls(self.url(), certs)?
+            }
+        };
         let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
         cmd.query(&mut conn)
     }
