@@ -1,7 +1,9 @@
 //! Bridges to a TLS-only `redis-server` through `rediss://` URLs, trusting
 //! the private CA that signed the server's certificate: brokers exchange
-//! messages as over plain TCP; a CA that did not sign the server's
-//! certificate, a missing password or an unreadable PEM fail cleanly.
+//! messages as over plain TCP, with a client certificate where the server
+//! requires one; a CA that did not sign the server's certificate, a
+//! missing password or client certificate, or an unreadable PEM fail
+//! cleanly.
 //!
 //! The certificates are tannoy-server's fixed test files
 //! (`server/tests/data/tls`, made by its `make.sh`): `ca.crt`, and
@@ -38,7 +40,7 @@ fn url_with_password(server: &RedisServer) -> String {
 
 /// A TLS-only server that requires [`PASSWORD`], or `None` when skipped.
 fn tls_server() -> Option<RedisServer> {
-    let server = RedisServer::start_tls(&tls_dir())?;
+    let server = RedisServer::start_tls(&tls_dir(), &[])?;
     server.query::<()>(
         redis::cmd("CONFIG")
             .arg("SET")
@@ -135,6 +137,44 @@ async fn an_untrusted_certificate_or_a_missing_password_fails_to_connect() {
         start(builder(url_with_password(&server), &broker).tls_ca_certificate(read("ca.crt")))
             .await
             .expect("the bridge starts");
+    bridge.shutdown().await;
+}
+
+/// A server that requires client certificates (mutual TLS) accepts a
+/// bridge presenting one its CA signed, and refuses one presenting none.
+/// The server's certificate doubles as the client's: the CA signed it for
+/// client authentication too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_needs_the_client_certificate() {
+    let Some(server) = RedisServer::start_tls(&tls_dir(), &["--tls-auth-clients", "yes"]) else {
+        return;
+    };
+    let broker = Broker::new();
+
+    let without = builder(server.url(), &broker)
+        .tls_ca_certificate(read("ca.crt"))
+        .connect_timeout(Duration::from_secs(2));
+    let err = start(without)
+        .await
+        .expect_err("a server that requires a client certificate");
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+
+    let with = builder(server.url(), &broker)
+        .tls_ca_certificate(read("ca.crt"))
+        .tls_client_certificate(read("server.crt"), read("server.key"));
+    let bridge = start(with)
+        .await
+        .expect("the bridge presenting a certificate starts");
+    let mut sub = broker.subscriber();
+    sub.subscribe(["mtls"]);
+    bridge.sync().await.expect("subscribed upstream");
+    assert_eq!(server.numsub("mtls"), 1);
+    bridge.publish("mtls", "hello").await.expect("published");
+    let msg = tokio::time::timeout(PATIENCE, sub.recv_async())
+        .await
+        .expect("the message arrives in time")
+        .expect("the subscriber is open");
+    assert_eq!(msg.payload(), "hello");
     bridge.shutdown().await;
 }
 

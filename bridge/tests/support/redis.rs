@@ -116,11 +116,13 @@ impl RedisServer {
     }
 
     /// A server that speaks only TLS, with the certificate (signed by
-    /// `ca.crt`) and key in `dir`; clients need no certificate. Skips (or
+    /// `ca.crt`) and key in `dir`; clients need no certificate unless
+    /// `extra` says `--tls-auth-clients yes` (this module's own queries
+    /// present `server.crt`, which may serve as a client's too). Skips (or
     /// fails, see [`skip`]) when `redis-server` is missing or was built
     /// without TLS.
-    pub(crate) fn start_tls(dir: &Path) -> Option<RedisServer> {
-        Self::start_inner(&[], Some(dir.to_owned()))
+    pub(crate) fn start_tls(dir: &Path, extra: &[&str]) -> Option<RedisServer> {
+        Self::start_inner(extra, Some(dir.to_owned()))
     }
 
     /// Starts a server with `extra` arguments, TLS-only when `tls` names
@@ -167,7 +169,6 @@ impl RedisServer {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(self.dir.join("redis.log"))
-            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -186,6 +187,7 @@ impl RedisServer {
                 .args(["--tls-auth-clients", "no"])
                 .stderr(std::fs::File::create(&stderr).map_err(|e| e.to_string())?);
         }
+        command.args(&self.extra);
         let child = command
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.binary.display()))?;
@@ -264,10 +266,12 @@ impl RedisServer {
         let client = match &self.tls {
             None => redis::Client::open(self.url())?,
             Some(dir) => {
-                let ca = std::fs::read(dir.join("ca.crt"))?;
                 let certs = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca),
+                    client_tls: Some(redis::ClientTlsConfig {
+                        client_cert: std::fs::read(dir.join("server.crt"))?,
+                        client_key: std::fs::read(dir.join("server.key"))?,
+                    }),
+                    root_cert: Some(std::fs::read(dir.join("ca.crt"))?),
                 };
                 redis::Client::build_with_tls(self.url(), certs)?
             }
