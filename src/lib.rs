@@ -97,10 +97,36 @@
 //! # Untrusted patterns
 //!
 //! Channel names and patterns may come from untrusted clients. No input
-//! panics, and no pattern can make a publish slow: matching takes time
-//! linear in the pattern and channel lengths, with no backtracking blow-up
-//! (`*a*a*a*a*a*a*b` against a long channel costs one pass over it). There
-//! is no size limit beyond memory, as in Redis.
+//! panics, there is no backtracking blow-up (`*a*a*a*a*a*a*b` against a
+//! long channel costs one pass over it), and there is no size limit beyond
+//! memory, as in Redis. What a pattern costs:
+//!
+//! * **Subscribing** parses and compiles the pattern before the pattern
+//!   index's lock is taken, in time linear in its length (20–80 ms for
+//!   1 MiB). Publishers wait only for the insert itself: a hash of the
+//!   pattern and one tree path. The compiled form holds at most about four
+//!   bytes per pattern byte (0 to 2.2 for the shapes measured), plus a few
+//!   KiB.
+//! * **Matching** a pattern against an `n`-byte channel costs a constant
+//!   per channel byte for literal runs, `?`, classes and stars, so it is
+//!   linear for nearly every pattern. The exception is a run of `m`
+//!   elements between two stars that mixes literals with `?` or classes
+//!   (`*a?c?e*`): it is searched bit-parallel, 64 elements per machine
+//!   word, at up to ⌈m / 64⌉ word operations per channel byte while many
+//!   partial matches stay alive. A run longer than the channel is never
+//!   searched, so one pattern costs at most about n² / 64 word operations,
+//!   however long it is. Measured worst cases (`*` + `a?` × `k` + `b*`
+//!   against `n` × `a`, release build, `benches/pattern_index.rs`): 17 µs
+//!   for a 1 KiB channel, 0.6 ms for 16 KiB, 3.6 ms for 32 KiB and 53 ms
+//!   for 128 KiB. Redis's own matcher is O(pattern × channel): for a 1 KiB
+//!   and a 4 KiB channel [`glob_match`], which follows it, takes 0.56 ms
+//!   and 6.8 ms where the compiled pattern takes 17 µs and 64 µs.
+//!
+//! A publish matches under the pattern index's read lock, which a
+//! subscribing thread waits for, and publishers wait behind that thread in
+//! turn. So when untrusted clients choose both patterns and channel
+//! names, bound the channel length too: every pattern then costs a publish
+//! microseconds at 1 KiB and at most milliseconds at 32 KiB.
 //!
 //! # Backpressure
 //!

@@ -63,7 +63,7 @@ use crate::feed::Feed;
 use crate::interest::{InterestKind, Watcher};
 use crate::message::{Envelope, MessageKind};
 use crate::pattern::Pattern;
-use crate::pattern::index::PatternIndex;
+use crate::pattern::index::{PatternIndex, Prepared, Retired};
 use crate::queue::OverflowPolicy;
 use crate::reader::Garbage;
 use crate::shard::Shard;
@@ -500,6 +500,9 @@ impl<P> Registry<P> {
         if patterns.is_empty() {
             return;
         }
+        // Dropped after the guard: a long pattern's matcher is freed with
+        // no lock held.
+        let mut retired: Vec<Retired> = Vec::new();
         let mut index = self.patterns.write();
         for pattern in patterns {
             let Some(entry) = index.get_mut(pattern) else {
@@ -510,8 +513,9 @@ impl<P> Registry<P> {
             let last = entry.members == 0;
             let end = self.leave_feed(&feed, endpoint, leftovers);
             if last {
-                if let Some(entry) = index.remove(pattern) {
+                if let Some((entry, rest)) = index.take(pattern) {
                     leftovers.feeds.push(entry.feed);
+                    retired.push(rest);
                 }
                 self.note_interest(InterestKind::Pattern, pattern, false, &mut leftovers.wakers);
             }
@@ -521,6 +525,8 @@ impl<P> Registry<P> {
             }
         }
         self.pattern_count.store(index.len(), Ordering::Release);
+        drop(index);
+        drop(retired);
     }
 
     /// Removes every subscription of `endpoint` and marks it gone, so it
@@ -625,40 +631,55 @@ impl<P> Registry<P> {
     }
 
     /// `PSUBSCRIBE`; returns the count Redis reports.
+    ///
+    /// Every new pattern is parsed and compiled before the index's write
+    /// lock is taken, so publishers wait only for the inserts themselves
+    /// (see [`Prepared::new`]).
     pub(crate) fn psubscribe<I>(&self, endpoint: &Arc<Endpoint<P>>, patterns: I) -> usize
     where
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
         let mut leftovers = Leftovers::new();
+        // Declared before the lock guards, so dropped after them: patterns
+        // someone else already held keep their compiled form, and this one,
+        // possibly large, is freed with no lock held.
+        let mut unused: Vec<Prepared> = Vec::new();
         let mut subscriptions = endpoint.subscriptions.lock();
         if subscriptions.gone {
             return 0;
         }
-        // Taken at the first new pattern only, so re-subscribing to held
-        // patterns never blocks publishers.
-        let mut index = None;
+        let mut fresh: Vec<Prepared> = Vec::new();
         for pattern in patterns {
             let pattern = pattern.as_ref();
             if subscriptions.patterns.contains(pattern) {
                 continue;
             }
+            // Held from here on, so a repeat in `patterns` is skipped.
             let pattern = Bytes::copy_from_slice(pattern);
-            let index = index.get_or_insert_with(|| self.patterns.write());
+            subscriptions.patterns.insert(pattern.clone());
+            fresh.push(Prepared::new(pattern));
+        }
+        if fresh.is_empty() {
+            // Re-subscribing to held patterns never blocks publishers.
+            return subscriptions.count();
+        }
+        let mut index = self.patterns.write();
+        for prepared in fresh {
+            let pattern = prepared.pattern().clone();
             let feed = match index.get_mut(&pattern) {
                 Some(entry) => {
                     entry.members += 1;
+                    unused.push(prepared);
                     Arc::clone(&entry.feed)
                 }
                 None => {
                     let feed = Feed::new_pattern();
-                    index.insert(
-                        pattern.clone(),
-                        PatternEntry {
-                            feed: Arc::clone(&feed),
-                            members: 1,
-                        },
-                    );
+                    let entry = PatternEntry {
+                        feed: Arc::clone(&feed),
+                        members: 1,
+                    };
+                    unused.extend(index.insert_prepared(prepared, entry));
                     self.note_interest(
                         InterestKind::Pattern,
                         &pattern,
@@ -670,11 +691,9 @@ impl<P> Registry<P> {
             };
             let start = self.join_feed(&feed, endpoint);
             self.start_cursor(endpoint, feed, start, &mut leftovers);
-            subscriptions.patterns.insert(pattern);
         }
-        if let Some(index) = index {
-            self.pattern_count.store(index.len(), Ordering::Release);
-        }
+        self.pattern_count.store(index.len(), Ordering::Release);
+        drop(index);
         subscriptions.count()
     }
 

@@ -174,6 +174,14 @@ proptest! {
         prop_assert_eq!(Pattern::new(&pattern).matches(&channel), glob_match(&pattern, &channel));
     }
 
+    /// The same for long pathological patterns: many star runs, long and
+    /// malformed classes, escapes, long cores with `?`s, and channels built
+    /// to match them or miss by one byte.
+    #[test]
+    fn prop_pathological_agrees_with_glob_match((pattern, channel) in testgen::pathological()) {
+        prop_assert_eq!(Pattern::new(&pattern).matches(&channel), glob_match(&pattern, &channel));
+    }
+
     /// Arbitrary bytes: never a panic, always agreement.
     #[test]
     fn prop_arbitrary_bytes_agree(

@@ -35,12 +35,23 @@
 //! `2 × ANCHOR_OFFSETS` radix trees (each O(channel length), visiting only
 //! nodes on the channel's path), a gram scan when gram patterns exist
 //! (O(channel length), most positions rejected by a byte-pair bitmap), and
-//! one compiled match per candidate. It does not grow with the number of
-//! patterns except through candidates that really share the channel's
-//! anchors, plus the fallback list. Insert and remove are O(pattern
-//! length): a parse, a compile for verified patterns, one radix-tree path
-//! (at most one split or merge), and O(1) bucket updates (each entry
-//! remembers its position; removal swaps the last one in).
+//! one compiled match per candidate (see [`CompiledPattern`] for what one
+//! costs). It does not grow with the number of patterns except through
+//! candidates that really share the channel's anchors, plus the fallback
+//! list.
+//!
+//! Adding a pattern is split in two so that the expensive half needs no
+//! lock. [`Prepared::new`] parses it, lists the anchors and grams it could
+//! be filed under and compiles it when its home will verify: O(pattern
+//! length), and it touches no index, so the broker runs it before taking
+//! the index's write lock. [`PatternIndex::insert_prepared`] then ranks at
+//! most `2 × ANCHOR_OFFSETS` anchors and [`MAX_GRAM_CANDIDATES`] grams by
+//! how crowded their buckets are, hashes the pattern once into the id map,
+//! walks one radix-tree path (at most one split) and updates O(1) buckets
+//! (each entry remembers its position; removal swaps the last one in).
+//! Removal walks the same path (at most one merge) and hands the compiled
+//! matcher back to be freed after the lock is released. Both are linear in
+//! the pattern's length only through hashing and comparing its bytes.
 //!
 //! A [`MatchCache`] in front remembers the result for hot channels; see
 //! its module for the locking. It is invalidated wholesale by a generation
@@ -67,6 +78,8 @@
 //! amortised over a delta. The anchored strategies above need no build
 //! step: churn is O(pattern length), and lookups stay well under a
 //! microsecond at every size measured (see the benches).
+
+use std::ops::ControlFlow;
 
 use bytes::Bytes;
 use hashbrown::HashMap;
@@ -333,28 +346,106 @@ impl Grams {
     }
 }
 
-/// Maximal runs of literal elements: (start offset, bytes).
-fn literal_runs(elements: &[Element]) -> Vec<(usize, Vec<u8>)> {
-    let mut runs = Vec::new();
+/// Calls `visit` with each maximal run of literal elements, as its start
+/// offset (in elements) and bytes, until it returns `Break`.
+fn literal_runs(
+    elements: impl Iterator<Item = Element>,
+    mut visit: impl FnMut(usize, &[u8]) -> ControlFlow<()>,
+) {
+    // One buffer for every run: a long pattern may have many.
+    let mut run = Vec::new();
     let mut start = 0;
-    while start < elements.len() {
-        let len = elements[start..]
-            .iter()
-            .take_while(|e| e.literal().is_some())
-            .count();
-        if len == 0 {
-            start += 1;
-            continue;
+    for (i, element) in elements.enumerate() {
+        match element.literal() {
+            Some(b) => {
+                if run.is_empty() {
+                    start = i;
+                }
+                run.push(b);
+            }
+            None if !run.is_empty() => {
+                if visit(start, &run).is_break() {
+                    return;
+                }
+                run.clear();
+            }
+            None => {}
         }
-        let bytes = elements[start..start + len]
-            .iter()
-            .filter_map(Element::literal)
-            .collect();
-        runs.push((start, bytes));
-        start += len;
     }
-    runs
+    if !run.is_empty() {
+        let _ = visit(start, &run);
+    }
 }
+
+/// A pattern parsed, analysed for filing and compiled: everything an
+/// insert needs that does not depend on the index, so that it can be done
+/// before the index's lock is taken ([`Prepared::new`]).
+pub(crate) struct Prepared {
+    /// The pattern.
+    pattern: Bytes,
+    /// Where it may be filed.
+    candidates: Candidates,
+    /// The compiled matcher, when every home it may get verifies.
+    matcher: Option<CompiledPattern>,
+}
+
+impl Prepared {
+    /// Parses, analyses and compiles `pattern` for
+    /// [`PatternIndex::insert_prepared`]. Touches no index, so it runs
+    /// before the index's lock is taken: its cost, linear in the pattern's
+    /// length, never holds up a lookup.
+    pub(crate) fn new(pattern: Bytes) -> Self {
+        let parsed = Parsed::new(&pattern);
+        let candidates = candidates(&parsed);
+        let matcher = match candidates {
+            Candidates::Fixed(_) => None,
+            Candidates::Choose { .. } => Some(CompiledPattern::from_parsed(&parsed, &pattern)),
+        };
+        Self {
+            pattern,
+            candidates,
+            matcher,
+        }
+    }
+
+    /// The pattern's bytes.
+    pub(crate) fn pattern(&self) -> &Bytes {
+        &self.pattern
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("pattern", &self.pattern.len())
+            .field("candidates", &self.candidates)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The homes a pattern may get, before the index's crowding picks one.
+#[derive(Debug)]
+enum Candidates {
+    /// The pattern's shape decides alone (exact, unverified prefix or
+    /// suffix, never).
+    Fixed(Plan),
+    /// Verified homes to choose from.
+    Choose {
+        /// Anchored literal runs: (literal length, plan).
+        anchored: Vec<(usize, Plan)>,
+        /// Gram keys of floating literal runs, at most
+        /// [`MAX_GRAM_CANDIDATES`], in pattern order.
+        grams: Vec<u64>,
+    },
+}
+
+/// Gram keys considered for one pattern. Every window of every literal run
+/// was once compared; a long pattern has hundreds of thousands, and the
+/// comparison runs under the index's write lock, so only the first 64
+/// distinct ones are. That is every window of any pattern with fewer than
+/// 64 bytes of literal runs, and a poor choice among the rest only costs
+/// verifications, never a wrong answer.
+const MAX_GRAM_CANDIDATES: usize = 64;
 
 impl<V> PatternIndex<V> {
     /// An empty index.
@@ -394,19 +485,37 @@ impl<V> PatternIndex<V> {
             .map(|e| (&e.pattern, &e.value))
     }
 
-    /// Adds `pattern`, which must not be held yet, with `value`.
+    /// Adds `pattern`, which must not be held yet, with `value`: prepares
+    /// it and inserts it.
     ///
     /// If it is held anyway, its value is replaced (nothing else changes).
+    #[allow(
+        dead_code,
+        reason = "the broker prepares first; tests and benchmarks use this"
+    )]
     pub(crate) fn insert(&mut self, pattern: Bytes, value: V) {
-        if let Some(held) = self.get_mut(&pattern) {
+        drop(self.insert_prepared(Prepared::new(pattern), value));
+    }
+
+    /// Adds a prepared pattern, which must not be held yet, with `value`.
+    ///
+    /// The work left is choosing among the prepared homes (a few lookups)
+    /// and filing the pattern: hashing its bytes and at most one radix-tree
+    /// path. If the pattern is held anyway, its value is replaced and the
+    /// preparation handed back, for the caller to drop once it holds no
+    /// lock.
+    pub(crate) fn insert_prepared(&mut self, prepared: Prepared, value: V) -> Option<Prepared> {
+        if let Some(held) = self.get_mut(&prepared.pattern) {
             *held = value;
-            return;
+            return Some(prepared);
         }
-        let parsed = Parsed::new(&pattern);
-        let plan = self.plan(&parsed);
-        let matcher = plan
-            .verifies()
-            .then(|| CompiledPattern::from_parsed(&parsed));
+        let Prepared {
+            pattern,
+            candidates,
+            matcher,
+        } = prepared;
+        let plan = self.choose(candidates);
+        debug_assert_eq!(plan.verifies(), matcher.is_some());
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
@@ -427,10 +536,22 @@ impl<V> PatternIndex<V> {
         self.ids.insert(pattern, id);
         self.generation += 1;
         self.cache.get_or_insert_with(MatchCache::new);
+        None
     }
 
     /// Removes `pattern`, returning its value if it was held.
+    #[allow(
+        dead_code,
+        reason = "the broker uses `take`; tests and benchmarks use this"
+    )]
     pub(crate) fn remove(&mut self, pattern: &[u8]) -> Option<V> {
+        self.take(pattern).map(|(value, _)| value)
+    }
+
+    /// Removes `pattern`, returning its value and what else it held, for
+    /// the caller to drop once it holds no lock (a long pattern's matcher
+    /// is many allocations).
+    pub(crate) fn take(&mut self, pattern: &[u8]) -> Option<(V, Retired)> {
         let id = self.ids.remove(pattern)?;
         let entry = self.entries[id as usize].take()?;
         self.free.push(id);
@@ -473,7 +594,11 @@ impl<V> PatternIndex<V> {
             Home::Fallback => take_slot(&mut self.fallback, slot, entries),
             Home::Never => {}
         }
-        Some(entry.value)
+        let retired = Retired {
+            _pattern: entry.pattern,
+            _matcher: entry.matcher,
+        };
+        Some((entry.value, retired))
     }
 
     /// Calls `f` with every held pattern that matches `channel`, and its
@@ -567,93 +692,48 @@ impl<V> PatternIndex<V> {
     }
 
     /// Decides where a parsed pattern goes.
-    fn plan(&self, parsed: &Parsed) -> Plan {
-        if parsed.never_matches() {
-            return Plan::Never;
-        }
-        if let Some(literal) = parsed.as_literal() {
-            return Plan::Exact(literal);
-        }
-        if let Some(key) = parsed.as_prefix() {
-            return Plan::Prefix {
-                offset: 0,
-                key,
-                verify: false,
-            };
-        }
-        if let Some(mut key) = parsed.as_suffix() {
-            key.reverse();
-            return Plan::Suffix {
-                offset: 0,
-                key,
-                verify: false,
-            };
-        }
-        // Anchored candidates: (literal length, bucket size, plan).
-        let mut anchored: Vec<(usize, usize, Plan)> = Vec::new();
-        let head = &parsed.segments[0];
-        for (start, key) in literal_runs(head) {
-            if start < ANCHOR_OFFSETS {
-                let crowd = self.prefixes[start]
-                    .find(&key)
-                    .map_or(0, |n| self.prefixes[start].bucket(n).verify.len());
-                anchored.push((
-                    key.len(),
-                    crowd,
-                    Plan::Prefix {
-                        offset: start,
-                        key,
-                        verify: true,
-                    },
-                ));
-            }
-        }
-        if !parsed.trailing_star {
-            let tail = parsed.segments.last().unwrap_or(head);
-            for (start, mut key) in literal_runs(tail) {
-                let from_end = tail.len() - start - key.len();
-                if from_end < ANCHOR_OFFSETS {
-                    key.reverse();
-                    let crowd = self.suffixes[from_end]
-                        .find(&key)
-                        .map_or(0, |n| self.suffixes[from_end].bucket(n).verify.len());
-                    anchored.push((
-                        key.len(),
-                        crowd,
-                        Plan::Suffix {
-                            offset: from_end,
-                            key,
-                            verify: true,
-                        },
-                    ));
-                }
-            }
-        }
+    #[cfg(test)]
+    fn plan(&self, parsed: &Parsed<'_>) -> Plan {
+        self.choose(candidates(parsed))
+    }
+
+    /// Picks a home among `candidates` by how crowded each is now.
+    fn choose(&self, candidates: Candidates) -> Plan {
+        let (anchored, grams) = match candidates {
+            Candidates::Fixed(plan) => return plan,
+            Candidates::Choose { anchored, grams } => (anchored, grams),
+        };
         // Prefer anchors of 2+ bytes, then uncrowded buckets, then longer
         // literals, then emptier buckets.
-        let best = anchored.into_iter().min_by_key(|&(len, crowd, _)| {
-            (len < 2, crowd >= CROWDED, std::cmp::Reverse(len), crowd)
-        });
+        let best = anchored
+            .into_iter()
+            .map(|(len, plan)| (len, self.crowd(&plan), plan))
+            .min_by_key(|&(len, crowd, _)| {
+                (len < 2, crowd >= CROWDED, std::cmp::Reverse(len), crowd)
+            });
         let one_byte = match best {
             Some((len, _, plan)) if len >= 2 => return plan,
             other => other.map(|(_, _, plan)| plan),
         };
         // A floating gram: the least crowded window of a 2+-byte run.
-        let gram = parsed
-            .segments
-            .iter()
-            .flat_map(|segment| literal_runs(segment))
-            .filter(|(_, run)| run.len() >= 2)
-            .flat_map(|(_, run)| {
-                let width = run.len().min(MAX_GRAM);
-                run.windows(width).map(gram_key).collect::<Vec<_>>()
-            })
+        let gram = grams
+            .into_iter()
             .min_by_key(|&key| (self.grams.bucket_len(key), std::cmp::Reverse(key >> 32)));
         match (gram, one_byte) {
             (Some(key), _) => Plan::Gram(key),
             (None, Some(plan)) => plan,
             (None, None) => Plan::Fallback,
         }
+    }
+
+    /// Verified patterns already filed where `plan` would file.
+    fn crowd(&self, plan: &Plan) -> usize {
+        let (tree, key) = match plan {
+            Plan::Prefix { offset, key, .. } => (&self.prefixes[*offset], key),
+            Plan::Suffix { offset, key, .. } => (&self.suffixes[*offset], key),
+            _ => return 0,
+        };
+        tree.find(key).map_or(0, |n| tree.bucket(n).verify.len())
     }
 
     /// Files `id` as `plan` says, returning its home and slot.
@@ -709,6 +789,97 @@ impl<V> PatternIndex<V> {
             }
             Plan::Never => (Home::Never, 0),
         }
+    }
+}
+
+/// Where a parsed pattern may go, worked out from its shape alone.
+fn candidates(parsed: &Parsed<'_>) -> Candidates {
+    if parsed.never_matches() {
+        return Candidates::Fixed(Plan::Never);
+    }
+    if let Some(literal) = parsed.as_literal() {
+        return Candidates::Fixed(Plan::Exact(literal));
+    }
+    if let Some(key) = parsed.as_prefix() {
+        return Candidates::Fixed(Plan::Prefix {
+            offset: 0,
+            key,
+            verify: false,
+        });
+    }
+    if let Some(mut key) = parsed.as_suffix() {
+        key.reverse();
+        return Candidates::Fixed(Plan::Suffix {
+            offset: 0,
+            key,
+            verify: false,
+        });
+    }
+    let mut anchored = Vec::new();
+    let head = &parsed.segments[0];
+    literal_runs(parsed.elements(head), |start, key| {
+        if start >= ANCHOR_OFFSETS {
+            return ControlFlow::Break(());
+        }
+        let plan = Plan::Prefix {
+            offset: start,
+            key: key.to_vec(),
+            verify: true,
+        };
+        anchored.push((key.len(), plan));
+        ControlFlow::Continue(())
+    });
+    if !parsed.trailing_star {
+        let tail = parsed.segments.last().unwrap_or(head);
+        literal_runs(parsed.elements(tail), |start, key| {
+            let from_end = tail.len - start - key.len();
+            if from_end < ANCHOR_OFFSETS {
+                let plan = Plan::Suffix {
+                    offset: from_end,
+                    key: key.iter().rev().copied().collect(),
+                    verify: true,
+                };
+                anchored.push((key.len(), plan));
+            }
+            ControlFlow::Continue(())
+        });
+    }
+    let mut grams: Vec<u64> = Vec::new();
+    for segment in &parsed.segments {
+        literal_runs(parsed.elements(segment), |_, run| {
+            if run.len() < 2 {
+                return ControlFlow::Continue(());
+            }
+            for window in run.windows(run.len().min(MAX_GRAM)) {
+                let key = gram_key(window);
+                if !grams.contains(&key) {
+                    grams.push(key);
+                    if grams.len() == MAX_GRAM_CANDIDATES {
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        if grams.len() == MAX_GRAM_CANDIDATES {
+            break;
+        }
+    }
+    Candidates::Choose { anchored, grams }
+}
+
+/// What a removed pattern held besides its value: dropped by the caller
+/// once it holds no lock.
+pub(crate) struct Retired {
+    /// The index's references to the pattern's bytes.
+    _pattern: Bytes,
+    /// Its matcher, if it had one.
+    _matcher: Option<CompiledPattern>,
+}
+
+impl std::fmt::Debug for Retired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retired").finish_non_exhaustive()
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) struct ByteSet {
 
 impl ByteSet {
     /// The set holding every byte.
+    #[cfg(test)]
     pub(crate) const FULL: Self = Self {
         bits: [u64::MAX; 4],
     };
@@ -36,6 +37,24 @@ impl ByteSet {
     /// Adds `byte`.
     pub(crate) fn insert(&mut self, byte: u8) {
         self.bits[usize::from(byte >> 6)] |= 1 << (byte & 63);
+    }
+
+    /// Adds every byte in `first..=last` (unsigned, `first <= last`).
+    pub(crate) fn insert_range(&mut self, first: u8, last: u8) {
+        for (w, word) in self.bits.iter_mut().enumerate() {
+            // This word's bytes are `64 w .. 64 w + 63`; clamp the range.
+            let (lo, hi) = (64 * w, 64 * w + 63);
+            let (a, b) = (usize::from(first).max(lo), usize::from(last).min(hi));
+            if a <= b {
+                let width = b - a + 1;
+                let mask = if width == 64 {
+                    u64::MAX
+                } else {
+                    ((1u64 << width) - 1) << (a - lo)
+                };
+                *word |= mask;
+            }
+        }
     }
 
     /// Number of members.
@@ -53,6 +72,23 @@ impl ByteSet {
     /// The smallest member, if any.
     fn first(&self) -> Option<u8> {
         (0..=255u8).find(|&b| self.contains(b))
+    }
+
+    /// The members as maximal runs of consecutive byte values, in
+    /// increasing order: `(first, last)` pairs, at most 128 of them.
+    pub(crate) fn ranges(&self) -> Vec<[u8; 2]> {
+        let mut ranges = Vec::new();
+        let mut run: Option<[u8; 2]> = None;
+        for byte in 0..=255u8 {
+            match (self.contains(byte), &mut run) {
+                (true, Some(r)) => r[1] = byte,
+                (true, None) => run = Some([byte, byte]),
+                (false, Some(_)) => ranges.extend(run.take()),
+                (false, None) => {}
+            }
+        }
+        ranges.extend(run);
+        ranges
     }
 }
 
@@ -90,19 +126,6 @@ impl Element {
         }
     }
 
-    /// The set of bytes this element accepts.
-    pub(crate) fn to_set(self) -> ByteSet {
-        match self {
-            Element::Byte(b) => {
-                let mut set = ByteSet::default();
-                set.insert(b);
-                set
-            }
-            Element::Any => ByteSet::FULL,
-            Element::Set(set) => set,
-        }
-    }
-
     /// The literal byte, if this element is one.
     pub(crate) fn literal(&self) -> Option<u8> {
         match self {
@@ -112,79 +135,151 @@ impl Element {
     }
 }
 
+/// One run of one-byte elements between star runs, located in the
+/// pattern's bytes rather than copied out of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Segment {
+    /// Pattern index of the segment's first byte.
+    pub(crate) start: usize,
+    /// Pattern index just past the segment's last byte.
+    pub(crate) end: usize,
+    /// Number of elements: the channel bytes the segment consumes.
+    pub(crate) len: usize,
+    /// Whether every element is a literal byte.
+    pub(crate) literal: bool,
+    /// Whether the segment's pattern bytes are its literal bytes as they
+    /// stand (no escapes, no one-member classes), so matching can compare
+    /// against the pattern itself.
+    pub(crate) verbatim: bool,
+}
+
+impl Segment {
+    /// The segment made of the elements in `pattern[start..end]`, which
+    /// must be a star-free run of whole elements as [`Parsed`] split them.
+    pub(crate) fn measure(pattern: &[u8], start: usize, end: usize) -> Self {
+        let mut segment = Self::empty_at(start);
+        let pattern = &pattern[..end];
+        let mut i = start;
+        while i < end {
+            let (element, next) = element_at(pattern, i);
+            segment.len += 1;
+            segment.literal &= element.literal().is_some();
+            segment.verbatim &= element.literal().is_some() && next == i + 1;
+            i = next;
+        }
+        segment.end = end;
+        segment
+    }
+
+    /// An empty segment starting at pattern index `start`.
+    fn empty_at(start: usize) -> Self {
+        Self {
+            start,
+            end: start,
+            len: 0,
+            literal: true,
+            verbatim: true,
+        }
+    }
+}
+
 /// A pattern split into segments at its star runs.
+///
+/// Segments are spans of the pattern: parsing allocates one small record
+/// per segment, never one per element, so a pattern of any length parses
+/// in one pass and O(number of star runs) memory. Elements are read from
+/// the pattern again when they are needed ([`Parsed::elements`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Parsed {
+pub(crate) struct Parsed<'p> {
+    /// The pattern's bytes.
+    pattern: &'p [u8],
     /// `segments[0]` precedes the first star run (possibly empty); each
     /// later segment follows one star run and is non-empty. There is
     /// always at least one segment.
-    pub(crate) segments: Vec<Vec<Element>>,
+    pub(crate) segments: Vec<Segment>,
     /// Whether the pattern ends with a star run (one that no segment
     /// follows).
     pub(crate) trailing_star: bool,
     /// Whether the pattern is the empty byte string (R0: the only pattern
     /// matching the empty channel).
     pub(crate) empty: bool,
+    /// Whether some element accepts no byte (`[]`, a lone `[` at the end).
+    empty_class: bool,
+    /// Whether more star runs than R8 allows are followed by a segment.
+    /// Parsing stops at the first one too many, so `segments` then holds
+    /// only the first segments.
+    too_many_star_runs: bool,
 }
 
-impl Parsed {
+impl<'p> Parsed<'p> {
     /// Parses `pattern`; every byte string is a valid pattern.
-    pub(crate) fn new(pattern: &[u8]) -> Self {
-        let mut segments = vec![Vec::new()];
+    pub(crate) fn new(pattern: &'p [u8]) -> Self {
+        let mut segments = Vec::new();
+        let mut segment = Segment::empty_at(0);
         let mut trailing_star = false;
+        let mut empty_class = false;
+        let mut too_many_star_runs = false;
         let mut i = 0;
         while i < pattern.len() {
-            let element = match pattern[i] {
-                b'*' => {
-                    while i < pattern.len() && pattern[i] == b'*' {
-                        i += 1;
-                    }
-                    if i == pattern.len() {
-                        trailing_star = true;
-                    } else {
-                        segments.push(Vec::new());
-                    }
-                    continue;
-                }
-                b'?' => {
+            if pattern[i] == b'*' {
+                while i < pattern.len() && pattern[i] == b'*' {
                     i += 1;
-                    Element::Any
                 }
-                b'\\' if i + 1 < pattern.len() => {
-                    i += 2;
-                    Element::Byte(pattern[i - 1])
-                }
-                b'[' => {
-                    let (set, next) = parse_class(pattern, i);
-                    i = next;
-                    match set.len() {
-                        1 => Element::Byte(set.first().unwrap_or_default()),
-                        256 => Element::Any,
-                        _ => Element::Set(set),
+                if i == pattern.len() {
+                    trailing_star = true;
+                } else {
+                    segments.push(segment);
+                    segment = Segment::empty_at(i);
+                    if segments.len() > super::reference::MAX_EXPANDED_STAR_RUNS {
+                        // The pattern can never match (R8): the rest of it
+                        // would only cost time and memory.
+                        too_many_star_runs = true;
+                        break;
                     }
                 }
-                // R5, and R3's lone trailing backslash.
-                literal => {
-                    i += 1;
-                    Element::Byte(literal)
-                }
-            };
-            // `segments` starts non-empty and is only ever pushed to.
-            if let Some(last) = segments.last_mut() {
-                last.push(element);
+                continue;
             }
+            let (element, next) = element_at(pattern, i);
+            segment.len += 1;
+            segment.literal &= element.literal().is_some();
+            segment.verbatim &= element.literal().is_some() && next == i + 1;
+            empty_class |= matches!(element, Element::Set(set) if set.len() == 0);
+            i = next;
+            segment.end = i;
         }
+        segments.push(segment);
         Self {
+            pattern,
             segments,
             trailing_star,
             empty: pattern.is_empty(),
+            empty_class,
+            too_many_star_runs,
         }
     }
 
-    /// Number of star runs that a segment follows: the runs the matcher
-    /// may have to expand (R8 counts these).
-    pub(crate) fn inner_star_runs(&self) -> usize {
-        self.segments.len() - 1
+    /// The pattern's bytes.
+    pub(crate) fn pattern(&self) -> &'p [u8] {
+        self.pattern
+    }
+
+    /// The elements of `segment`, read from the pattern.
+    pub(crate) fn elements(&self, segment: &Segment) -> Elements<'p> {
+        Elements {
+            pattern: &self.pattern[..segment.end],
+            at: segment.start,
+        }
+    }
+
+    /// The literal bytes of `segment`, if every element is a literal.
+    pub(crate) fn literal_bytes(&self, segment: &Segment) -> Option<Vec<u8>> {
+        if !segment.literal {
+            return None;
+        }
+        if segment.verbatim {
+            return Some(self.pattern[segment.start..segment.end].to_vec());
+        }
+        self.elements(segment).map(|e| e.literal()).collect()
     }
 
     /// Whether no channel can ever match.
@@ -196,12 +291,12 @@ impl Parsed {
     /// fails with bytes left (R8) and also without (R6, a segment follows),
     /// and no match can end before every segment is consumed.
     pub(crate) fn never_matches(&self) -> bool {
-        self.inner_star_runs() > super::reference::MAX_EXPANDED_STAR_RUNS
-            || self
-                .segments
-                .iter()
-                .flatten()
-                .any(|e| matches!(e, Element::Set(set) if set.len() == 0))
+        self.too_many_star_runs || self.empty_class
+    }
+
+    /// Channel bytes every match consumes: the sum of the segment lengths.
+    pub(crate) fn min_len(&self) -> usize {
+        self.segments.iter().map(|s| s.len).sum()
     }
 
     /// The literal bytes, if the pattern has no star and only literal
@@ -210,7 +305,7 @@ impl Parsed {
         if self.segments.len() != 1 || self.trailing_star {
             return None;
         }
-        all_literal(&self.segments[0])
+        self.literal_bytes(&self.segments[0])
     }
 
     /// `Some(prefix)` if the pattern is a literal prefix followed by one
@@ -220,22 +315,62 @@ impl Parsed {
         if self.segments.len() != 1 || !self.trailing_star {
             return None;
         }
-        all_literal(&self.segments[0])
+        self.literal_bytes(&self.segments[0])
     }
 
     /// `Some(suffix)` if the pattern is one star run followed by a literal:
     /// it matches every channel ending with the suffix (never empty here).
     pub(crate) fn as_suffix(&self) -> Option<Vec<u8>> {
-        if self.segments.len() != 2 || self.trailing_star || !self.segments[0].is_empty() {
+        if self.segments.len() != 2 || self.trailing_star || self.segments[0].len != 0 {
             return None;
         }
-        all_literal(&self.segments[1])
+        self.literal_bytes(&self.segments[1])
     }
 }
 
-/// The bytes of `elements` if every one is literal.
-fn all_literal(elements: &[Element]) -> Option<Vec<u8>> {
-    elements.iter().map(Element::literal).collect()
+/// The elements of one segment, parsed as they are read.
+#[derive(Clone, Debug)]
+pub(crate) struct Elements<'p> {
+    /// The pattern, cut at the segment's end.
+    pattern: &'p [u8],
+    /// Index of the next element's first byte.
+    at: usize,
+}
+
+impl Iterator for Elements<'_> {
+    type Item = Element;
+
+    fn next(&mut self) -> Option<Element> {
+        if self.at == self.pattern.len() {
+            return None;
+        }
+        let (element, next) = element_at(self.pattern, self.at);
+        self.at = next;
+        Some(element)
+    }
+}
+
+/// Reads the element starting at `pattern[i]`, which is not a star, and
+/// returns it with the index just past it.
+///
+/// Classes are normalised: a class with one member is a [`Element::Byte`]
+/// and a class with all 256 members is [`Element::Any`].
+pub(crate) fn element_at(pattern: &[u8], i: usize) -> (Element, usize) {
+    match pattern[i] {
+        b'?' => (Element::Any, i + 1),
+        b'\\' if i + 1 < pattern.len() => (Element::Byte(pattern[i + 1]), i + 2),
+        b'[' => {
+            let (set, next) = parse_class(pattern, i);
+            let element = match set.len() {
+                1 => Element::Byte(set.first().unwrap_or_default()),
+                256 => Element::Any,
+                _ => Element::Set(set),
+            };
+            (element, next)
+        }
+        // R5, and R3's lone trailing backslash.
+        literal => (Element::Byte(literal), i + 1),
+    }
 }
 
 /// R4: parses the class starting at `pattern[start] == b'['`, returning the
@@ -261,8 +396,12 @@ fn parse_class(pattern: &[u8], start: usize) -> (ByteSet, usize) {
                 // Signed comparison, as Redis's `char` on x86-64.
                 let (a, b) = (x as i8, pattern[i + 2] as i8);
                 let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-                for c in lo..=hi {
-                    set.insert(c as u8);
+                if (lo < 0) == (hi < 0) {
+                    // Same sign: the bytes are in the same order unsigned.
+                    set.insert_range(lo as u8, hi as u8);
+                } else {
+                    set.insert_range(0, hi as u8);
+                    set.insert_range(lo as u8, 255);
                 }
                 i += 3;
             }
@@ -294,7 +433,15 @@ mod tests {
             fn $name() {
                 let parsed = Parsed::new($pattern);
                 let want: Vec<Vec<Element>> = vec![$(vec![$($e),*]),*];
-                assert_eq!(parsed.segments, want, "{:?}", $pattern.escape_ascii().to_string());
+                let got: Vec<Vec<Element>> = parsed
+                    .segments
+                    .iter()
+                    .map(|s| parsed.elements(s).collect())
+                    .collect();
+                assert_eq!(got, want, "{:?}", $pattern.escape_ascii().to_string());
+                for segment in &parsed.segments {
+                    assert_eq!(segment.len, parsed.elements(segment).count());
+                }
                 assert_eq!(parsed.trailing_star, $trailing);
             }
         };
@@ -349,6 +496,58 @@ mod tests {
         assert_eq!(Parsed::new(b"*:x").as_suffix(), Some(b":x".to_vec()));
         assert_eq!(Parsed::new(b"*:x*").as_suffix(), None);
         assert_eq!(Parsed::new(b"*?x").as_suffix(), None);
+    }
+
+    /// Segments know whether their bytes can be compared as written, and
+    /// how many channel bytes a match needs.
+    #[test]
+    fn segment_spans() {
+        let parsed = Parsed::new(b"ab*a\\*b*[x]y*a?[bc]");
+        let flags: Vec<(bool, bool, usize)> = parsed
+            .segments
+            .iter()
+            .map(|s| (s.literal, s.verbatim, s.len))
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                (true, true, 2),
+                (true, false, 3),
+                (true, false, 2),
+                (false, false, 3)
+            ]
+        );
+        assert_eq!(parsed.min_len(), 10);
+        assert_eq!(
+            parsed.literal_bytes(&parsed.segments[1]),
+            Some(b"a*b".to_vec())
+        );
+        assert_eq!(parsed.literal_bytes(&parsed.segments[3]), None);
+        assert_eq!(Parsed::new(b"").segments, [super::Segment::empty_at(0)]);
+    }
+
+    /// Ranges are maximal runs, in order, covering exactly the members.
+    #[test]
+    fn set_ranges() {
+        let mut set = ByteSet::default();
+        for b in [0u8, 1, 2, 7, 9, 10, 255] {
+            set.insert(b);
+        }
+        assert_eq!(set.ranges(), [[0, 2], [7, 7], [9, 10], [255, 255]]);
+        assert_eq!(ByteSet::FULL.ranges(), [[0, 255]]);
+        for (first, last) in [
+            (0u8, 255u8),
+            (3, 3),
+            (60, 70),
+            (64, 127),
+            (63, 64),
+            (200, 255),
+        ] {
+            let mut set = ByteSet::default();
+            set.insert_range(first, last);
+            assert_eq!(set.ranges(), [[first, last]]);
+        }
+        assert!(ByteSet::default().ranges().is_empty());
     }
 
     /// Patterns that can never match are recognised, and only those.

@@ -72,3 +72,80 @@ pub(crate) fn shaped_channel() -> impl Strategy<Value = Vec<u8>> {
         9 => prop::collection::vec(prop::sample::select(&b"ab:*"[..]), 1..10),
     ]
 }
+
+/// Units of [`pathological`] patterns: the pattern bytes, and the channel
+/// bytes that one can stand for (empty for a star run, which stands for
+/// a few bytes of [`CHANNEL_BYTES`]).
+const UNITS: &[(&[u8], &[u8])] = &[
+    (b"*", b""),
+    (b"**", b""),
+    (b"?", b"ab*"),
+    (b"a", b"a"),
+    (b"a", b"a"),
+    (b"b", b"b"),
+    (b"[ab]", b"ab"),
+    (b"[^a]", b"bc]"),
+    (b"[a-c]", b"abc"),
+    (b"[c-a]", b"abc"),
+    (b"[\\]x]", b"]x"),
+    (b"[-!]", b"-!"),
+    (b"\\*", b"*"),
+    (b"\\\\", b"\\"),
+    (b"\\a", b"a"),
+    (b"[a]", b"a"),
+    (b"[\x80-\x7f]", b"\x80\x00a"),
+];
+
+/// A long pattern built from [`UNITS`], many of them stars, classes and
+/// escapes, sometimes ending in a malformed construct, and a channel built
+/// to match it or nearly: each unit replaced by a byte it accepts (a star
+/// by 0–3 bytes), then in three cases out of eight one byte changed, one
+/// removed or a byte appended.
+pub(crate) fn pathological() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+    (
+        prop::collection::vec((0..UNITS.len(), any::<u8>()), 0..160),
+        prop::sample::select(vec![
+            &b""[..],
+            b"",
+            b"",
+            b"*",
+            b"[",
+            b"\\",
+            b"[ab",
+            b"[a-]x",
+        ]),
+        0u8..8,
+        any::<usize>(),
+    )
+        .prop_map(|(units, end, edit, at)| {
+            let mut pattern = Vec::new();
+            let mut channel = Vec::new();
+            for (unit, seed) in units {
+                let (bytes, stands_for) = UNITS[unit];
+                pattern.extend_from_slice(bytes);
+                if stands_for.is_empty() {
+                    let n = usize::from(seed % 4);
+                    channel.extend(
+                        (0..n).map(|k| {
+                            CHANNEL_BYTES[(usize::from(seed) / 4 + k) % CHANNEL_BYTES.len()]
+                        }),
+                    );
+                } else {
+                    channel.push(stands_for[usize::from(seed) % stands_for.len()]);
+                }
+            }
+            pattern.extend_from_slice(end);
+            if !channel.is_empty() {
+                let at = at % channel.len();
+                match edit {
+                    1 => channel[at] = CHANNEL_BYTES[at % CHANNEL_BYTES.len()],
+                    2 => {
+                        channel.remove(at);
+                    }
+                    3 => channel.push(b'a'),
+                    _ => {}
+                }
+            }
+            (pattern, channel)
+        })
+}
