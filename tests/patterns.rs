@@ -46,6 +46,29 @@ fn compiled_pattern_is_reusable_and_shareable() {
     assert_eq!(pattern.as_bytes(), b"tenant42:*:events");
 }
 
+/// `Display`, `FromStr`, `Eq` and `Hash` see a pattern as its bytes: text
+/// shows as given and parses back to an equal pattern with the same hash;
+/// other bytes show as U+FFFD; patterns matching the same channels but
+/// written differently are different.
+#[test]
+fn pattern_is_its_bytes() {
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::{Hash, Hasher};
+    let hash = |p: &Pattern| {
+        let mut hasher = DefaultHasher::new();
+        p.hash(&mut hasher);
+        hasher.finish()
+    };
+    let pattern = Pattern::new("caf\u{e9}:[a-c]*?");
+    let parsed: Pattern = pattern.to_string().parse().unwrap();
+    assert_eq!(parsed, pattern);
+    assert_eq!(hash(&parsed), hash(&pattern));
+    assert_eq!(parsed.as_bytes(), pattern.as_bytes());
+    assert_eq!(Pattern::new(b"\xff*").to_string(), "\u{fffd}*");
+    assert_ne!(Pattern::new("a**"), Pattern::new("a*"));
+    assert_ne!(Pattern::new(b"\xff"), Pattern::new("\u{fffd}"));
+}
+
 /// Asserts `Pattern` and `glob_match` agree on `pattern` vs `channel`, and
 /// that the answer is `want`.
 fn check(pattern: &[u8], channel: &[u8], want: bool) {
@@ -180,6 +203,14 @@ proptest! {
     #[test]
     fn prop_pathological_agrees_with_glob_match((pattern, channel) in testgen::pathological()) {
         prop_assert_eq!(Pattern::new(&pattern).matches(&channel), glob_match(&pattern, &channel));
+    }
+
+    /// Any text pattern shows as itself and parses back to an equal one.
+    #[test]
+    fn prop_display_round_trips(text in "\\PC{0,24}") {
+        let pattern: Pattern = text.parse().unwrap();
+        prop_assert_eq!(pattern.to_string(), text.clone());
+        prop_assert_eq!(pattern, Pattern::new(text));
     }
 
     /// Arbitrary bytes: never a panic, always agreement.

@@ -18,7 +18,10 @@ pub(crate) mod reference;
 #[cfg(test)]
 pub(crate) mod testgen;
 
+use std::convert::Infallible;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::str::FromStr;
 
 use bytes::Bytes;
 
@@ -119,6 +122,88 @@ impl fmt::Debug for Pattern {
         f.debug_tuple("Pattern")
             .field(&self.source.escape_ascii().to_string())
             .finish()
+    }
+}
+
+/// Shows the pattern as given, as text: bytes that are not valid UTF-8
+/// show as U+FFFD, as [`String::from_utf8_lossy`] does. Width and alignment
+/// flags apply. Use [`Pattern::as_bytes`] for the exact bytes.
+///
+/// # Examples
+///
+/// ```
+/// use tannoy::Pattern;
+///
+/// assert_eq!(Pattern::new("news:*").to_string(), "news:*");
+/// assert_eq!(Pattern::new(b"a\xff*").to_string(), "a\u{FFFD}*");
+/// assert_eq!(format!("[{:>8}]", Pattern::new("a?c")), "[     a?c]");
+/// ```
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&String::from_utf8_lossy(&self.source))
+    }
+}
+
+/// Patterns are equal when their bytes are. Two patterns with different
+/// bytes are different even if they match the same channels (`a**` and
+/// `a*`), as they are different subscriptions in Redis.
+///
+/// # Examples
+///
+/// ```
+/// use tannoy::Pattern;
+///
+/// assert_eq!(Pattern::new("ai:*"), Pattern::new(b"ai:*"));
+/// assert_ne!(Pattern::new("a**"), Pattern::new("a*"));
+/// ```
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Pattern {}
+
+/// Hashes the pattern's bytes, consistently with `Eq`.
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::HashSet;
+///
+/// use tannoy::Pattern;
+///
+/// let patterns: HashSet<Pattern> = ["ai:*", "ml:*", "ai:*"].into_iter().map(Pattern::new).collect();
+/// assert_eq!(patterns.len(), 2);
+/// assert!(patterns.contains(&Pattern::new("ml:*")));
+/// ```
+impl Hash for Pattern {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.source.hash(state);
+    }
+}
+
+/// Compiles a pattern from text. Every string is a valid pattern, so this
+/// never fails.
+///
+/// # Errors
+///
+/// None: the error type is [`Infallible`].
+///
+/// # Examples
+///
+/// ```
+/// use tannoy::Pattern;
+///
+/// let pattern: Pattern = "sensor:[0-9]*".parse()?;
+/// assert!(pattern.matches("sensor:7:temperature"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl FromStr for Pattern {
+    type Err = Infallible;
+
+    fn from_str(pattern: &str) -> Result<Self, Infallible> {
+        Ok(Self::new(pattern))
     }
 }
 
