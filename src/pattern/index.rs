@@ -1140,18 +1140,28 @@ mod tests {
     }
 
     /// `get_mut` reaches the stored value; inserting a held pattern
-    /// replaces its value only.
+    /// replaces its value only; lookups and `iter` report each pattern
+    /// with its current value.
     #[test]
     fn values() {
         let mut index = index_of(&[b"a*", b"b"]);
         *index.get_mut(b"a*").unwrap() += 10;
         index.insert(Bytes::from_static(b"b"), 7);
         assert_eq!(index.len(), 2);
-        let mut seen = Vec::new();
-        index.for_each_match(b"ab", |p, v| seen.push((p.clone(), *v)));
-        assert_eq!(seen, [(Bytes::from_static(b"a*"), 10)]);
-        index.for_each_match(b"b", |_, v| assert_eq!(*v, 7));
-        assert_eq!(index.iter().count(), 2);
+        let matches = |index: &PatternIndex<u32>, channel: &[u8]| {
+            let mut seen = Vec::new();
+            index.for_each_match(channel, |p, v| seen.push((p.clone(), *v)));
+            seen.sort();
+            seen
+        };
+        let (a, b) = (Bytes::from_static(b"a*"), Bytes::from_static(b"b"));
+        assert_eq!(matches(&index, b"ab"), [(a.clone(), 10)]);
+        assert_eq!(matches(&index, b"b"), [(b.clone(), 7)]);
+        assert_eq!(matches(&index, b"a"), [(a.clone(), 10)]);
+        assert!(matches(&index, b"c").is_empty());
+        let mut all: Vec<(Bytes, u32)> = index.iter().map(|(p, v)| (p.clone(), *v)).collect();
+        all.sort();
+        assert_eq!(all, [(a, 10), (b, 7)]);
         assert!(index.get_mut(b"c").is_none());
     }
 

@@ -309,24 +309,76 @@ mod tests {
         assert_eq!(tree.insert(b"abcdef"), long);
     }
 
-    /// Pruning frees emptied leaves and merges single-child chains, back
-    /// to the bare root.
+    /// The tree's shape, independent of node ids: every live node reached
+    /// from the root, in key order, as (full key, edge label, bucket).
+    fn shape(tree: &RadixTree<Vec<&'static str>>) -> Vec<(Vec<u8>, Vec<u8>, Vec<&'static str>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![(super::ROOT, Vec::new())];
+        while let Some((id, key)) = stack.pop() {
+            let node = &tree.nodes[id as usize];
+            let mut bucket = node.bucket.clone();
+            bucket.sort_unstable();
+            out.push((key.clone(), node.label.to_vec(), bucket));
+            for &(_, child) in node.children.iter().rev() {
+                let child_key = [&key[..], &tree.nodes[child as usize].label].concat();
+                stack.push((child, child_key));
+            }
+        }
+        out
+    }
+
+    /// Removes `key` from its bucket and prunes, as the index does.
+    fn remove(tree: &mut RadixTree<Vec<&'static str>>, key: &'static str) {
+        let id = tree.find(key.as_bytes()).unwrap();
+        tree.bucket_mut(id).retain(|k| *k != key);
+        tree.prune(id, Vec::is_empty);
+    }
+
+    /// Pruning frees emptied leaves and merges single-child chains: after
+    /// every removal the tree has exactly the nodes, labels and buckets of
+    /// a tree built fresh from the keys that remain, down to the bare root.
     #[test]
     fn prune_restores_compact_tree() {
-        let mut tree = with_keys(&["abc", "abd", "ab", "x"]);
+        let keys = ["abc", "abd", "ab", "x"];
+        let mut tree = with_keys(&keys);
+        let mut left: Vec<&'static str> = keys.to_vec();
         for key in ["ab", "abd", "x", "abc"] {
-            let id = tree.find(key.as_bytes()).unwrap();
-            tree.bucket_mut(id).retain(|k| *k != key);
-            tree.prune(id, Vec::is_empty);
+            remove(&mut tree, key);
+            left.retain(|k| *k != key);
+            let fresh = with_keys(&left);
+            assert_eq!(shape(&tree), shape(&fresh), "after removing {key:?}");
             assert_eq!(
-                tree.find(key.as_bytes())
-                    .map(|id| tree.bucket(id).len())
-                    .unwrap_or(0),
-                0
+                tree.node_count(),
+                fresh.node_count(),
+                "after removing {key:?}"
             );
         }
         assert!(tree.is_empty(Vec::is_empty));
         assert_eq!(tree.node_count(), 1);
+    }
+
+    proptest::proptest! {
+        /// The same for random key sets removed in random order.
+        #[test]
+        fn prop_prune_matches_fresh_build(
+            keys in proptest::collection::btree_set("[ab]{0,5}", 1..12),
+            order in proptest::collection::vec(proptest::prelude::any::<usize>(), 12),
+        ) {
+            // Leaked so the tree can hold `&'static str` like the other tests.
+            let keys: Vec<&'static str> = keys.into_iter().map(|k| &*k.leak()).collect();
+            let mut tree = with_keys(&keys);
+            let mut left = keys.clone();
+            for pick in order {
+                if left.is_empty() {
+                    break;
+                }
+                let key = left.remove(pick % left.len());
+                remove(&mut tree, key);
+                let fresh = with_keys(&left);
+                proptest::prop_assert_eq!(shape(&tree), shape(&fresh));
+                proptest::prop_assert_eq!(tree.node_count(), fresh.node_count());
+            }
+        }
     }
 
     /// After removing a middle key its children are merged and still
