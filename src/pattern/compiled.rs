@@ -128,8 +128,9 @@ pub(crate) struct CompiledPattern {
     never: bool,
     /// Whether at least one star run follows the head.
     has_star: bool,
-    /// Channel bytes any match consumes: the sum of the segment lengths.
-    min_len: usize,
+    /// Channel bytes any match consumes: the sum of the segment lengths
+    /// (saturated: a lower bound is all it needs to be).
+    min_len: u32,
     /// The elements before the first star run, matched at offset 0.
     head: Anchored,
     /// The segments followed by a star run, each placed at its leftmost
@@ -148,18 +149,10 @@ pub(crate) struct CompiledPattern {
     packed: Option<Box<Packed>>,
 }
 
-/// A segment only ever tested at one known offset.
+/// A segment only ever tested at one known offset, in the cheapest form
+/// to compare.
 #[derive(Clone, Debug)]
-struct Anchored {
-    /// Channel bytes the segment consumes.
-    len: usize,
-    /// The elements, in the cheapest form to compare.
-    body: Body,
-}
-
-/// The elements of an anchored segment.
-#[derive(Clone, Debug)]
-enum Body {
+enum Anchored {
     /// Every element is a literal byte: a slice compare against these
     /// bytes (a slice of the pattern's own, or a decoded copy).
     Literal(Bytes),
@@ -169,6 +162,18 @@ enum Body {
     Elements(Box<[Element]>),
     /// ... and else from the packed elements.
     Packed(ElementRange),
+}
+
+impl Anchored {
+    /// Channel bytes the segment consumes.
+    #[inline]
+    fn len(&self) -> usize {
+        match self {
+            Anchored::Literal(bytes) => bytes.len(),
+            Anchored::Elements(elements) => elements.len(),
+            Anchored::Packed(range) => range.len,
+        }
+    }
 }
 
 /// A segment placed at its leftmost occurrence after a star run.
@@ -259,7 +264,7 @@ impl CompiledPattern {
             empty: parsed.empty,
             never,
             has_star,
-            min_len: parsed.min_len(),
+            min_len: u32::try_from(parsed.min_len()).unwrap_or(u32::MAX),
             head,
             middles,
             tail,
@@ -273,13 +278,16 @@ impl CompiledPattern {
         if channel.is_empty() {
             return self.empty; // R0
         }
-        if self.never || channel.len() < self.min_len || !self.anchored_at(&self.head, channel, 0) {
+        if self.never
+            || channel.len() < self.min_len as usize
+            || !self.anchored_at(&self.head, channel, 0)
+        {
             return false;
         }
         if !self.has_star {
-            return self.head.len == channel.len();
+            return self.head.len() == channel.len();
         }
-        let mut pos = self.head.len;
+        let mut pos = self.head.len();
         for segment in &self.middles {
             if pos == channel.len() {
                 return false; // R6: the star run is skipped, a segment follows
@@ -301,7 +309,7 @@ impl CompiledPattern {
                 pos < channel.len()
                     && channel
                         .len()
-                        .checked_sub(tail.len)
+                        .checked_sub(tail.len())
                         .is_some_and(|start| start >= pos && self.anchored_at(tail, channel, start))
             }
         }
@@ -329,8 +337,8 @@ impl CompiledPattern {
         let arrays: usize = [Some(&self.head), self.tail.as_deref()]
             .into_iter()
             .flatten()
-            .map(|a| match &a.body {
-                Body::Elements(elements) => elements.len() * size_of::<Element>(),
+            .map(|a| match a {
+                Anchored::Elements(elements) => elements.len() * size_of::<Element>(),
                 _ => 0,
             })
             .sum();
@@ -355,23 +363,23 @@ impl CompiledPattern {
     /// channel is too short).
     #[inline(always)]
     fn anchored_at(&self, segment: &Anchored, channel: &[u8], at: usize) -> bool {
-        let Some(window) = channel.get(at..at.saturating_add(segment.len)) else {
+        let Some(window) = channel.get(at..at.saturating_add(segment.len())) else {
             return false;
         };
-        match &segment.body {
-            Body::Literal(bytes) => **bytes == *window,
-            body => self.elements_match(body, window),
+        match segment {
+            Anchored::Literal(bytes) => **bytes == *window,
+            segment => self.elements_match(segment, window),
         }
     }
 
     /// [`Self::anchored_at`] for segments with `?` or classes, kept out of
     /// line so that the common literal test stays small.
     #[inline(never)]
-    fn elements_match(&self, body: &Body, window: &[u8]) -> bool {
-        match body {
-            Body::Literal(bytes) => **bytes == *window,
-            Body::Elements(elements) => elements.iter().zip(window).all(|(e, &c)| e.accepts(c)),
-            &Body::Packed(range) => self
+    fn elements_match(&self, segment: &Anchored, window: &[u8]) -> bool {
+        match segment {
+            Anchored::Literal(bytes) => **bytes == *window,
+            Anchored::Elements(elements) => elements.iter().zip(window).all(|(e, &c)| e.accepts(c)),
+            &Anchored::Packed(range) => self
                 .packed()
                 .iter(range)
                 .zip(window)
@@ -444,17 +452,13 @@ impl Builder<'_, '_> {
     /// Prepares `segment` for tests at one offset.
     fn anchored(&mut self, segment: &Segment) -> Anchored {
         let array = segment.len * size_of::<Element>();
-        let body = if segment.literal {
-            Body::Literal(self.literal(segment))
+        if segment.literal {
+            Anchored::Literal(self.literal(segment))
         } else if array <= self.budget {
             self.budget -= array;
-            Body::Elements(self.parsed.elements(segment).collect())
+            Anchored::Elements(self.parsed.elements(segment).collect())
         } else {
-            Body::Packed(self.packed.push(self.parsed.elements(segment)))
-        };
-        Anchored {
-            len: segment.len,
-            body,
+            Anchored::Packed(self.packed.push(self.parsed.elements(segment)))
         }
     }
 
