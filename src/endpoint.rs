@@ -68,8 +68,14 @@ pub(crate) enum Inbox<P> {
 }
 
 /// The broker's side of one subscriber.
+///
+/// The inbox comes first (hence `repr(C)`): a receive reads nothing else,
+/// so its hot fields sit right after the reference counts.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Endpoint<P> {
+    /// Where its messages wait.
+    pub(crate) inbox: Inbox<P>,
     /// Unique within its broker.
     id: u64,
     /// Its overflow policy.
@@ -79,8 +85,6 @@ pub(crate) struct Endpoint<P> {
     /// Its subscriptions. Lock order: this before any shard, the pattern
     /// index or a feed (see `registry.rs`).
     pub(crate) subscriptions: Mutex<Subscriptions>,
-    /// Where its messages wait.
-    pub(crate) inbox: Inbox<P>,
 }
 
 impl<P> Endpoint<P> {

@@ -162,8 +162,10 @@ pub(crate) type Stamped<P> = (u64, Arc<Envelope<P>>);
 /// What a reader took from a feed in one [`Feed::read`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Read {
-    /// Entries taken.
-    pub(crate) taken: u64,
+    /// Entries addressed to the reader still in the feed after this read
+    /// (as the read saw it), so a reader can count what it has pending
+    /// without looking at the feed's tail again.
+    pub(crate) left: u64,
     /// Entries the reader lost: evicted before it read them.
     pub(crate) lost: u64,
 }
@@ -349,26 +351,48 @@ impl<P> Feed<P> {
         }
         let upto = end.min(state.tail);
         let mut first = None;
-        while *next < upto && (read.taken as usize) < max {
-            let slot = &mut state.entries[(*next - state.front) as usize];
-            slot.unread -= 1;
-            let envelope = if slot.unread == 0 {
-                slot.envelope.take()
+        if *next < upto {
+            let count = (upto - *next).min(max as u64);
+            // `*next >= front` here: `*next >= kept_from`, and `upto > *next`
+            // rules out the case `kept_from == end < front`.
+            let skip = (*next - state.front) as usize;
+            if count == 1 {
+                // A reader keeping up takes one entry at a time: index it
+                // rather than set up a range.
+                first = Self::take_slot(&mut state.entries[skip]);
             } else {
-                slot.envelope.clone()
-            };
-            if let Some(envelope) = envelope {
-                if first.is_none() {
-                    first = Some((slot.stamp, envelope));
-                } else {
-                    buf.push_back((slot.stamp, envelope));
+                for slot in state.entries.range_mut(skip..skip + count as usize) {
+                    if let Some(entry) = Self::take_slot(slot) {
+                        if first.is_none() {
+                            first = Some(entry);
+                        } else {
+                            buf.push_back(entry);
+                        }
+                    }
                 }
             }
-            *next += 1;
-            read.taken += 1;
+            *next += count;
+            read.left = upto - *next;
+            if skip == 0 {
+                // Only entries this reader just read can have become free,
+                // and only if they were at the front.
+                Self::pop_read(state);
+            }
         }
-        Self::pop_read(state);
         (read, first)
+    }
+
+    /// One reader's read of `slot`: the last reader takes the envelope,
+    /// the others clone a reference.
+    #[inline]
+    fn take_slot(slot: &mut Slot<P>) -> Option<Stamped<P>> {
+        slot.unread -= 1;
+        let envelope = if slot.unread == 0 {
+            slot.envelope.take()
+        } else {
+            slot.envelope.clone()
+        };
+        envelope.map(|envelope| (slot.stamp, envelope))
     }
 
     /// Gives up a departing reader's claim on the entries in `from..end`,
