@@ -4,6 +4,11 @@
 //! over `pubsub.listen()`, `psubscribe('ai:*')`, health-check pings while
 //! subscribed, and a transactional pipeline.
 //!
+//! Over plain TCP, the services' own FastAPI shape: a WebSocket forwarder
+//! on `redis.asyncio.from_url("redis://...")`, reading with `listen()` and
+//! with `get_message()`, served by uvicorn and read by a real WebSocket
+//! client, beside the sync publisher and its `listen()` worker.
+//!
 //! Over TLS, the Azure shape: `redis.Redis(host, port, password=...,
 //! ssl=True, ssl_ca_certs=..., decode_responses=True)` trusting the test
 //! server's generated CA, driving the same publisher and `listen()`
@@ -108,23 +113,21 @@ asyncio.run(asyncio_checks())
 print("ok")
 "#;
 
-/// The Python program over TLS: `argv` is the TLS server's port, its
-/// password, its CA file, another CA's file, and the port and CA file of
-/// a server whose certificate has expired. Exits 0 when every check
-/// passes, prints what failed otherwise.
-const TLS_SCRIPT: &str = r#"
-import asyncio, queue, socket, sys, threading, time
+/// What the FastAPI programs share, run before each of them: the
+/// publisher functions, the `listen()` worker, the WebSocket forwarder app
+/// and the checks that read it through a real WebSocket client. Every wait
+/// gives up after `LIMIT` seconds, and every server listens on 127.0.0.1.
+const FORWARDER_PRELUDE: &str = r#"
+import asyncio, contextlib, queue, socket, sys, threading, time
 import redis
 import redis.asyncio as aioredis
 import uvicorn
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 import websockets
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-port, password, ca_certs, other_ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-expired_port, expired_ca = int(sys.argv[5]), sys.argv[6]
-host = "localhost"
+LIMIT = 10
+# How long one WebSocket may be forwarded to before its forwarder gives up.
+FORWARD_LIMIT = 30
 
 def publish_prediction(redis_client, model, score):
     return redis_client.publish("ai:predictions:ready", f"{model}:{score}")
@@ -132,34 +135,172 @@ def publish_prediction(redis_client, model, score):
 def publish_conversation(redis_client, text):
     return redis_client.publish("conversations:new", text)
 
-def make_app(protocol):
+def make_app(connect):
+    """The forwarder: each WebSocket gets its own redis.asyncio client from
+    connect(), subscribed to ai:predictions:ready, and every message on it;
+    /ws/predictions reads with `async for ... in pubsub.listen()`,
+    /ws/predictions/polled with get_message()."""
     app = FastAPI()
 
-    @app.websocket("/ws/predictions")
-    async def predictions(websocket: WebSocket):
+    async def listened(websocket, pubsub):
+        async for message in pubsub.listen():
+            if message["type"] == "message":
+                await websocket.send_text(message["data"])
+
+    async def polled(websocket, pubsub):
+        deadline = time.monotonic() + FORWARD_LIMIT
+        while time.monotonic() < deadline:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+            if message is not None and message["type"] == "message":
+                await websocket.send_text(message["data"])
+
+    async def forward(websocket, read):
         await websocket.accept()
-        redis_client = aioredis.Redis(host=host, port=port, password=password, ssl=True,
-                                      ssl_ca_certs=ca_certs, decode_responses=True,
-                                      protocol=protocol)
+        redis_client = connect()
         pubsub = redis_client.pubsub()
         await pubsub.subscribe("ai:predictions:ready")
         try:
-            async for message in pubsub.listen():
-                if message["type"] == "message":
-                    await websocket.send_text(message["data"])
+            await asyncio.wait_for(read(websocket, pubsub), FORWARD_LIMIT)
         except WebSocketDisconnect:
             pass
         finally:
             await pubsub.aclose()
             await redis_client.aclose()
 
+    @app.websocket("/ws/predictions")
+    async def predictions(websocket: WebSocket):
+        await forward(websocket, listened)
+
+    @app.websocket("/ws/predictions/polled")
+    async def polled_predictions(websocket: WebSocket):
+        await forward(websocket, polled)
+
     return app
 
-def wait_for_numsub(redis_client, channel, n):
-    deadline = time.time() + 10
-    while redis_client.pubsub_numsub(channel)[0][1] != n:
-        assert time.time() < deadline, f"{channel} never had {n} subscribers"
+def wait_until(what, condition):
+    deadline = time.time() + LIMIT
+    while not condition():
+        assert time.time() < deadline, f"never {what}"
         time.sleep(0.01)
+
+def wait_for_numsub(redis_client, channel, n):
+    wait_until(f"{n} subscribers to {channel}",
+               lambda: redis_client.pubsub_numsub(channel)[0][1] == n)
+
+def start_worker(pubsub):
+    """The worker thread looping over pubsub.listen(): puts each message it
+    receives on the queue it returns, and ends after "stop"."""
+    received = queue.Queue()
+
+    def worker():
+        for message in pubsub.listen():
+            if message["type"] in ("message", "pmessage"):
+                received.put((message["type"], message["channel"], message["data"]))
+                if message["data"] == "stop":
+                    return
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    return thread, received
+
+PREDICTIONS = [(f"model-{i}", i / 10) for i in range(20)]
+
+async def receive(ws, path, n):
+    """The next n texts on the WebSocket ws to path."""
+    got = []
+    for _ in range(n):
+        try:
+            got.append(await asyncio.wait_for(ws.recv(), LIMIT))
+        except asyncio.TimeoutError:
+            raise AssertionError(f"{path}: nothing for {LIMIT}s after {got}") from None
+    return got
+
+async def forwarder_checks(redis_client, app, paths):
+    """Serves app with uvicorn and opens a WebSocket to each of paths: each
+    receives exactly the predictions published, in order, and PUBLISH counts
+    each forwarder and the worker's ai:*. When the WebSockets close, each
+    forwarder finds out at its next message and unsubscribes."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    ws_port = listener.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    deadline = time.time() + LIMIT
+    while not server.started:
+        assert time.time() < deadline and not serving.done(), "uvicorn never started"
+        await asyncio.sleep(0.01)
+    receivers = len(paths) + 1
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(
+                       websockets.connect(f"ws://127.0.0.1:{ws_port}{path}", open_timeout=LIMIT,
+                                          close_timeout=LIMIT))
+                   for path in paths]
+        await asyncio.to_thread(wait_for_numsub, redis_client, "ai:predictions:ready", len(paths))
+        for model, score in PREDICTIONS:
+            n = await asyncio.to_thread(publish_prediction, redis_client, model, score)
+            assert n == receivers, f"PUBLISH counted {n} receivers, not {receivers}"
+        expected = [f"{model}:{score}" for model, score in PREDICTIONS]
+        for path, ws in zip(paths, clients):
+            got = await receive(ws, path, len(expected))
+            assert got == expected, (path, got)
+    # The browsers left: each forwarder finds out at its next message, and
+    # its finally block unsubscribes.
+    n = await asyncio.to_thread(publish_prediction, redis_client, "after", "close")
+    assert n == receivers, f"PUBLISH counted {n} receivers, not {receivers}"
+    await asyncio.to_thread(wait_for_numsub, redis_client, "ai:predictions:ready", 0)
+    server.should_exit = True
+    await asyncio.wait_for(serving, LIMIT)
+"#;
+
+/// The FastAPI program over plain TCP, as the services connect in
+/// development: `redis://` URLs, no password. `argv` is the server's
+/// port. Exits 0 when every check passes, prints what failed otherwise.
+const PLAIN_SCRIPT: &str = r#"
+url = f"redis://127.0.0.1:{int(sys.argv[1])}"
+
+for protocol in (2, 3):
+    # The socket timeout bounds the worker's listen() when nothing comes.
+    redis_client = redis.Redis.from_url(url, protocol=protocol, decode_responses=True,
+                                        socket_timeout=LIMIT)
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe("conversations:new")
+    pubsub.psubscribe("ai:*")
+    thread, received = start_worker(pubsub)
+    wait_for_numsub(redis_client, "conversations:new", 1)
+    assert publish_conversation(redis_client, "Where is my order?") == 1
+    assert received.get(timeout=LIMIT) == ("message", "conversations:new", "Where is my order?")
+
+    app = make_app(lambda: aioredis.from_url(url, protocol=protocol, decode_responses=True))
+    asyncio.run(forwarder_checks(redis_client, app, ["/ws/predictions", "/ws/predictions/polled"]))
+    for model, score in PREDICTIONS:
+        assert received.get(timeout=LIMIT) == ("pmessage", "ai:predictions:ready",
+                                               f"{model}:{score}")
+    assert received.get(timeout=LIMIT) == ("pmessage", "ai:predictions:ready", "after:close")
+
+    assert publish_conversation(redis_client, "stop") == 1
+    thread.join(LIMIT)
+    assert not thread.is_alive()
+    pubsub.close()
+    # The worker's connection gone, nothing is left subscribed.
+    wait_until("unsubscribed the closed connection",
+               lambda: redis_client.pubsub_numsub("conversations:new")[0][1] == 0
+                       and redis_client.pubsub_numpat() == 0)
+    redis_client.close()
+print("ok")
+"#;
+
+/// The FastAPI program over TLS: `argv` is the TLS server's port, its
+/// password, its CA file, another CA's file, and the port and CA file of
+/// a server whose certificate has expired. Exits 0 when every check
+/// passes, prints what failed otherwise.
+const TLS_SCRIPT: &str = r#"
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+port, password, ca_certs, other_ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+expired_port, expired_ca = int(sys.argv[5]), sys.argv[6]
+host = "localhost"
 
 def refused(what, **kwargs):
     """A client made with kwargs fails to PING, within its timeouts."""
@@ -175,31 +316,6 @@ def refused(what, **kwargs):
         client.close()
     raise AssertionError(f"{what}: the client got in")
 
-async def forwarder_checks(redis_client, protocol):
-    app = make_app(protocol)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    ws_port = listener.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    async with websockets.connect(f"ws://127.0.0.1:{ws_port}/ws/predictions") as ws:
-        # The forwarder and the worker's ai:* pattern both receive.
-        await asyncio.to_thread(wait_for_numsub, redis_client, "ai:predictions:ready", 1)
-        for i in range(20):
-            n = await asyncio.to_thread(publish_prediction, redis_client, f"model-{i}", i / 10)
-            assert n == 2, n
-        got = [await asyncio.wait_for(ws.recv(), 10) for _ in range(20)]
-        assert got == [f"model-{i}:{i / 10}" for i in range(20)], got
-    # The browser left: the forwarder finds out at its next message, and
-    # its finally block unsubscribes.
-    assert await asyncio.to_thread(publish_prediction, redis_client, "after", "close") == 2
-    await asyncio.to_thread(wait_for_numsub, redis_client, "ai:predictions:ready", 0)
-    server.should_exit = True
-    await serving
-
 for protocol in (2, 3):
     redis_client = redis.Redis(host=host, port=port, password=password, ssl=True,
                                ssl_ca_certs=ca_certs, decode_responses=True,
@@ -207,25 +323,18 @@ for protocol in (2, 3):
     pubsub = redis_client.pubsub()
     pubsub.subscribe("conversations:new")
     pubsub.psubscribe("ai:*")
-    received = queue.Queue()
-
-    def worker():
-        for message in pubsub.listen():
-            if message["type"] in ("message", "pmessage"):
-                received.put((message["type"], message["channel"], message["data"]))
-                if message["data"] == "stop":
-                    return
-
-    thread = threading.Thread(target=worker, daemon=True)
-    thread.start()
+    thread, received = start_worker(pubsub)
     wait_for_numsub(redis_client, "conversations:new", 1)
     assert publish_conversation(redis_client, "Where is my order?") == 1
     assert received.get(timeout=10) == ("message", "conversations:new", "Where is my order?")
 
-    asyncio.run(forwarder_checks(redis_client, protocol))
-    for i in range(20):
+    app = make_app(lambda: aioredis.Redis(host=host, port=port, password=password, ssl=True,
+                                          ssl_ca_certs=ca_certs, decode_responses=True,
+                                          protocol=protocol))
+    asyncio.run(forwarder_checks(redis_client, app, ["/ws/predictions"]))
+    for model, score in PREDICTIONS:
         assert received.get(timeout=10) == ("pmessage", "ai:predictions:ready",
-                                            f"model-{i}:{i / 10}")
+                                            f"{model}:{score}")
     assert received.get(timeout=10) == ("pmessage", "ai:predictions:ready", "after:close")
 
     def still_receives(n):
@@ -333,7 +442,7 @@ fn redis_py_over_tls_with_a_fastapi_forwarder() {
     );
     run(
         &python,
-        TLS_SCRIPT,
+        &format!("{FORWARDER_PRELUDE}{TLS_SCRIPT}"),
         &[
             &server.local_addr().port().to_string(),
             "access-key",
@@ -342,5 +451,24 @@ fn redis_py_over_tls_with_a_fastapi_forwarder() {
             &expired.local_addr().port().to_string(),
             &expired_ca.display().to_string(),
         ],
+    );
+}
+
+/// Over plain TCP, the services' own shape: the FastAPI forwarder on
+/// `redis.asyncio.from_url("redis://...")`, reading with `listen()` and
+/// with `get_message()`, beside the sync publisher and its `listen()`
+/// worker, RESP2 and RESP3. Each WebSocket receives exactly the
+/// predictions, in order; PUBLISH counts what redis-server counts; a
+/// WebSocket closing unsubscribes its forwarder.
+#[test]
+fn redis_py_fastapi_forwarder_over_plain_tcp() {
+    let Some(python) = python("redis, fastapi, uvicorn, websockets") else {
+        return;
+    };
+    let server = TestServer::start();
+    run(
+        &python,
+        &format!("{FORWARDER_PRELUDE}{PLAIN_SCRIPT}"),
+        &[&server.local_addr().port().to_string()],
     );
 }
