@@ -241,17 +241,33 @@ impl<P> Feed<P> {
         self.state.lock().stamped += 1;
     }
 
-    /// Removes a reader (and its signal, if it waits here); returns the end
-    /// of its cursor: it still reads what was appended before now.
-    pub(crate) fn leave_reader(&self, signal: &Arc<Signal>, stamped: bool) -> u64 {
+    /// Removes a reader (and its signal, if it waits here) whose cursor is
+    /// at `*next`, and takes everything it is still owed into `buf` under
+    /// the same lock. Returns the end of its cursor (it was owed what was
+    /// appended before now), what it read, and the first entry read.
+    ///
+    /// One lock for both: the feed evicts by its own length, so if the
+    /// reader left first and read later, the appends in between (not
+    /// addressed to it) could push out entries it is owed although its own
+    /// queue never held more than its capacity.
+    pub(crate) fn leave_reader(
+        &self,
+        signal: &Arc<Signal>,
+        stamped: bool,
+        next: &mut u64,
+        buf: &mut VecDeque<Stamped<P>>,
+    ) -> (u64, Read, Option<Stamped<P>>) {
         let mut state = self.state.lock();
+        let state = &mut *state;
         state.readers -= 1;
         state.stamped -= usize::from(stamped);
         state.watchers.retain(|s| !Arc::ptr_eq(s, signal));
         if !state.ready.is_empty() {
             state.ready.retain(|r| !Arc::ptr_eq(&r.signal, signal));
         }
-        state.tail
+        let end = state.tail;
+        let (read, first) = Self::read_locked(state, next, end, usize::MAX, buf);
+        (end, read, first)
     }
 
     /// Adds a subscriber with its own queue.
@@ -339,8 +355,18 @@ impl<P> Feed<P> {
         max: usize,
         buf: &mut VecDeque<Stamped<P>>,
     ) -> (Read, Option<Stamped<P>>) {
-        let mut state = self.state.lock();
-        let state = &mut *state;
+        Self::read_locked(&mut self.state.lock(), next, end, max, buf)
+    }
+
+    /// [`read`](Self::read), under the lock the caller holds.
+    #[inline]
+    fn read_locked(
+        state: &mut FeedState<P>,
+        next: &mut u64,
+        end: u64,
+        max: usize,
+        buf: &mut VecDeque<Stamped<P>>,
+    ) -> (Read, Option<Stamped<P>>) {
         let mut read = Read::default();
         // Entries evicted before the reader got to them (only those it was
         // owed: an ended cursor was owed nothing from `end` on).

@@ -606,43 +606,52 @@ impl<P> Reader<P> {
         self.signal.ring()
     }
 
-    /// Ends the open cursor on `feed` at `end`; what was appended before it
-    /// stays receivable. An ended cursor with nothing left goes to `garbage`.
-    pub(crate) fn end(&self, feed: &Arc<Feed<P>>, end: u64, garbage: &mut Garbage<P>) {
+    /// Leaves `feed`: the feed stops counting this reader, and its cursor
+    /// ends at the feed's tail with everything it is still owed taken out
+    /// of the feed in the same step (see [`Feed::leave_reader`]). What was
+    /// appended before stays receivable; an ended cursor with nothing left
+    /// goes to `garbage`.
+    pub(crate) fn leave(&self, feed: &Feed<P>, garbage: &mut Garbage<P>) {
+        let stamped = self.is_stamped();
         let mut guard = self.state.lock();
         let state = &mut *guard;
-        if let Some(i) = state
+        let Some(i) = state
             .cursors
             .iter()
-            .position(|c| c.end == OPEN && Arc::ptr_eq(&c.feed, feed))
-        {
+            .position(|c| c.end == OPEN && std::ptr::eq(Arc::as_ptr(&c.feed), feed))
+        else {
+            // Joins and leaves of one subscriber pair up under its
+            // subscriptions lock, so a member always has its cursor; if one
+            // ever had none, the feed must still stop counting it.
+            let mut past_everything = u64::MAX;
+            feed.leave_reader(
+                &self.signal,
+                stamped,
+                &mut past_everything,
+                &mut VecDeque::new(),
+            );
+            return;
+        };
+        let cursor = &mut state.cursors[i];
+        let mut rest = VecDeque::new();
+        let (end, read, first) =
+            cursor
+                .feed
+                .leave_reader(&self.signal, stamped, &mut cursor.next, &mut rest);
+        cursor.end = end;
+        cursor.buf.extend(first);
+        cursor.buf.append(&mut rest);
+        state.seq += read.lost;
+        state.dropped += read.lost;
+        state.ended += 1;
+        if let Some(many) = state.many.as_deref_mut() {
+            // The feed no longer names this cursor: keep it active until
+            // what it is still owed has been taken.
+            many.index.remove(&feed.id());
             let cursor = &mut state.cursors[i];
-            cursor.end = end;
-            // Take what the subscription is still owed out of the feed now.
-            // The feed evicts by its own length, so the entries appended
-            // after `end`, which this subscriber is not owed, would
-            // otherwise push out ones it is owed although its own queue
-            // never held more than its capacity.
-            if cursor.unread() > 0 {
-                let mut rest = VecDeque::new();
-                let (read, first) = cursor
-                    .feed
-                    .read(&mut cursor.next, end, usize::MAX, &mut rest);
-                cursor.buf.extend(first);
-                cursor.buf.append(&mut rest);
-                state.seq += read.lost;
-                state.dropped += read.lost;
-            }
-            let cursor = &mut state.cursors[i];
-            state.ended += 1;
-            if let Some(many) = state.many.as_deref_mut() {
-                // The feed no longer names this cursor: keep it active
-                // until what it is still owed has been taken.
-                many.index.remove(&feed.id());
-                if !cursor.active {
-                    cursor.active = true;
-                    many.active.push(i);
-                }
+            if !cursor.active {
+                cursor.active = true;
+                many.active.push(i);
             }
         }
         if state.cursors.iter().any(Cursor::exhausted) {

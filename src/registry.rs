@@ -25,8 +25,10 @@
 //! 5. one feed;
 //! 6. one subscriber's queue, or one signal.
 //!
-//! A feed reader's own state lock comes after 2 and before 5: receiving
-//! takes it and then each feed in turn. `publish` matches patterns under
+//! A feed reader's own state lock comes after 4 and before 5: receiving
+//! takes it and then each feed in turn, and unsubscribing takes it under
+//! the shard (3) or the index (4), then the feed, so that the cursor ends
+//! in the same step as the feed stops counting its reader. `publish` matches patterns under
 //! the index's read lock alone and releases it, clones the payload for the
 //! matches with no lock held, then holds the channel's shard (3) while it
 //! appends to each feed (5), pushing to queue-owning subscribers (6) from
@@ -406,20 +408,15 @@ impl<P> Registry<P> {
         }
     }
 
-    /// Takes `endpoint` out of `feed`'s members. Returns a reader's end
-    /// position.
-    fn leave_feed(
-        &self,
-        feed: &Feed<P>,
-        endpoint: &Endpoint<P>,
-        leftovers: &mut Leftovers<P>,
-    ) -> Option<u64> {
+    /// Takes `endpoint` out of `feed`'s members. A reader's cursor ends
+    /// here too, in the same step as the feed stops counting it (see
+    /// `Feed::leave_reader`); what it is still owed stays receivable.
+    fn leave_feed(&self, feed: &Feed<P>, endpoint: &Endpoint<P>, leftovers: &mut Leftovers<P>) {
         match &endpoint.inbox {
             Inbox::Queue(_) => {
                 leftovers.endpoints.extend(feed.leave_strict(endpoint.id()));
-                None
             }
-            Inbox::Feeds(reader) => Some(feed.leave_reader(reader.signal(), reader.is_stamped())),
+            Inbox::Feeds(reader) => reader.leave(feed, &mut leftovers.garbage),
         }
     }
 
@@ -440,31 +437,12 @@ impl<P> Registry<P> {
         }
     }
 
-    /// Ends `endpoint`'s reader's cursors on the feeds it left.
-    fn end_cursors(
-        &self,
-        endpoint: &Endpoint<P>,
-        left: Vec<(Arc<Feed<P>>, u64)>,
-        leftovers: &mut Leftovers<P>,
-    ) {
-        if let Inbox::Feeds(reader) = &endpoint.inbox {
-            for (feed, end) in &left {
-                reader.end(feed, *end, &mut leftovers.garbage);
-            }
-        }
-        leftovers
-            .feeds
-            .extend(left.into_iter().map(|(feed, _)| feed));
-    }
-
-    /// Takes `endpoint` out of channel `name` in `ns`, noting the reader's
-    /// end position in `left`.
+    /// Takes `endpoint` out of channel `name` in `ns`.
     fn leave_channel(
         &self,
         ns: Namespace,
         name: &[u8],
         endpoint: &Endpoint<P>,
-        left: &mut Vec<(Arc<Feed<P>>, u64)>,
         leftovers: &mut Leftovers<P>,
     ) {
         let hash = self.hash(name);
@@ -472,7 +450,7 @@ impl<P> Registry<P> {
         let Some((feed, last)) = shard.leave(ns, hash, name) else {
             return;
         };
-        let end = self.leave_feed(&feed, endpoint, leftovers);
+        self.leave_feed(&feed, endpoint, leftovers);
         if last {
             self.note_interest(
                 ns.interest(),
@@ -482,19 +460,15 @@ impl<P> Registry<P> {
             );
         }
         drop(shard);
-        match end {
-            Some(end) => left.push((feed, end)),
-            None => leftovers.feeds.push(feed),
-        }
+        leftovers.feeds.push(feed);
     }
 
     /// Takes `endpoint` out of each of `patterns`, under the index's write
-    /// lock, noting the reader's end positions in `left`.
+    /// lock.
     fn leave_patterns(
         &self,
         patterns: &[Bytes],
         endpoint: &Endpoint<P>,
-        left: &mut Vec<(Arc<Feed<P>>, u64)>,
         leftovers: &mut Leftovers<P>,
     ) {
         if patterns.is_empty() {
@@ -511,7 +485,7 @@ impl<P> Registry<P> {
             entry.members -= 1;
             let feed = Arc::clone(&entry.feed);
             let last = entry.members == 0;
-            let end = self.leave_feed(&feed, endpoint, leftovers);
+            self.leave_feed(&feed, endpoint, leftovers);
             if last {
                 if let Some((entry, rest)) = index.take(pattern) {
                     leftovers.feeds.push(entry.feed);
@@ -519,10 +493,7 @@ impl<P> Registry<P> {
                 }
                 self.note_interest(InterestKind::Pattern, pattern, false, &mut leftovers.wakers);
             }
-            match end {
-                Some(end) => left.push((feed, end)),
-                None => leftovers.feeds.push(feed),
-            }
+            leftovers.feeds.push(feed);
         }
         self.pattern_count.store(index.len(), Ordering::Release);
         drop(index);
@@ -541,22 +512,14 @@ impl<P> Registry<P> {
             ..
         } = std::mem::take(&mut *subscriptions);
         subscriptions.gone = true;
-        let mut left = Vec::new();
         for name in &channels {
-            self.leave_channel(
-                Namespace::Channel,
-                name,
-                endpoint,
-                &mut left,
-                &mut leftovers,
-            );
+            self.leave_channel(Namespace::Channel, name, endpoint, &mut leftovers);
         }
         for name in &shard_channels {
-            self.leave_channel(Namespace::Shard, name, endpoint, &mut left, &mut leftovers);
+            self.leave_channel(Namespace::Shard, name, endpoint, &mut leftovers);
         }
         let patterns: Vec<Bytes> = patterns.into_iter().collect();
-        self.leave_patterns(&patterns, endpoint, &mut left, &mut leftovers);
-        self.end_cursors(endpoint, left, &mut leftovers);
+        self.leave_patterns(&patterns, endpoint, &mut leftovers);
         drop(subscriptions);
     }
 
@@ -622,11 +585,9 @@ impl<P> Registry<P> {
         } else {
             names.filter_map(|name| held.take(name.as_ref())).collect()
         };
-        let mut left = Vec::new();
         for name in &removed {
-            self.leave_channel(ns, name, endpoint, &mut left, &mut leftovers);
+            self.leave_channel(ns, name, endpoint, &mut leftovers);
         }
-        self.end_cursors(endpoint, left, &mut leftovers);
         subscriptions.count_for(ns)
     }
 
@@ -714,9 +675,7 @@ impl<P> Registry<P> {
                 .filter_map(|p| subscriptions.patterns.take(p.as_ref()))
                 .collect()
         };
-        let mut left = Vec::new();
-        self.leave_patterns(&removed, endpoint, &mut left, &mut leftovers);
-        self.end_cursors(endpoint, left, &mut leftovers);
+        self.leave_patterns(&removed, endpoint, &mut leftovers);
         subscriptions.count()
     }
 }

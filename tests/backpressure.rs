@@ -903,3 +903,59 @@ fn unsubscribing_keeps_what_later_publishes_would_push_out() {
         assert_eq!(lagging.dropped(), 3);
     }
 }
+
+/// The same guarantee when the later publishes race the unsubscribe: a
+/// subscriber leaving many channels at once still receives what it was
+/// owed on each, however many publishes another thread makes meanwhile.
+/// (The feed once stopped counting the reader in one step and ended its
+/// cursor in another, and an append in between evicted what it was owed.)
+#[test]
+fn unsubscribing_keeps_what_concurrent_publishes_would_push_out() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    let broker = Broker::builder().queue_capacity(1).build();
+    // A reader that never reads: the hot channel's feed keeps one entry.
+    let idle = broker.subscriber();
+    idle.subscribe(["hot"]);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Bounded: the main thread stops it long before this ends.
+            for _ in 0..50_000_000u64 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                broker.publish("hot", "later");
+            }
+        });
+        let cold: Vec<String> = (0..100).map(|i| format!("cold:{i}")).collect();
+        for round in 0..200 {
+            let leaving = broker.subscriber();
+            leaving.subscribe(["hot"]);
+            leaving.subscribe(&cold);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while leaving.is_empty() {
+                assert!(
+                    Instant::now() < deadline,
+                    "no publish reached the subscriber"
+                );
+                std::thread::yield_now();
+            }
+            // Leaves "hot" first, then the hundred cold channels.
+            leaving.unsubscribe(Vec::<&str>::new());
+            assert_eq!(
+                leaving.len(),
+                1,
+                "round {round}: what was pending when unsubscribing stays pending"
+            );
+            let msg = leaving.try_recv().expect("the message it was owed");
+            assert_eq!(msg.payload().as_ref(), b"later");
+            assert!(
+                leaving.try_recv().is_err(),
+                "nothing addressed after leaving"
+            );
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+}
