@@ -274,15 +274,31 @@ impl<P> ReaderState<P> {
                     (cursor.buf.len() as u64 + read.left + 1, envelope)
                 }
             };
-            let seq = self.seq;
-            self.seq += 1;
-            if pending > capacity {
-                self.dropped += 1;
-                garbage.envelopes.push(envelope);
-                continue;
+            if let Some(received) = self.admit(envelope, pending, capacity, garbage) {
+                return Some(received);
             }
-            return Some((seq, envelope));
         }
+    }
+
+    /// Numbers the entry just taken: delivers it, or drops it (into
+    /// `garbage`) if `pending`, the messages pending including it, exceeds
+    /// `capacity`: it is then the oldest beyond what the queue would hold.
+    #[inline]
+    fn admit(
+        &mut self,
+        envelope: Arc<Envelope<P>>,
+        pending: u64,
+        capacity: u64,
+        garbage: &mut Garbage<P>,
+    ) -> Option<Received<P>> {
+        let seq = self.seq;
+        self.seq += 1;
+        if pending > capacity {
+            self.dropped += 1;
+            garbage.envelopes.push(envelope);
+            return None;
+        }
+        Some((seq, envelope))
     }
 
     /// [`take`](Self::take) for a reader of several feeds.
@@ -308,14 +324,9 @@ impl<P> ReaderState<P> {
             let Some((_, envelope)) = self.cursors[i].buf.pop_front() else {
                 unreachable!("a cursor is picked for its buffered entry");
             };
-            let seq = self.seq;
-            self.seq += 1;
-            if pending > capacity {
-                self.dropped += 1;
-                garbage.envelopes.push(envelope);
-                continue;
+            if let Some(received) = self.admit(envelope, pending, capacity, garbage) {
+                return Some(received);
             }
-            return Some((seq, envelope));
         }
     }
 
