@@ -164,12 +164,18 @@ impl<P> ReaderState<P> {
         self.cursors.iter().map(Cursor::pending).sum()
     }
 
-    /// Fills cursor `i`'s buffer from its feed, counting lost entries as
-    /// dropped. Returns whether it looked (it had something unread).
-    fn refill(&mut self, i: usize) -> bool {
+    /// Fills cursor `i`'s buffer from its feed if it is empty, counting
+    /// lost entries as dropped. Returns whether it read the feed (it had
+    /// something unread) and, when the buffer was empty, the cursor's
+    /// pending messages as just seen, so the caller need not look at the
+    /// feed's tail again (another thread may be writing its cache line).
+    fn refill(&mut self, i: usize) -> (bool, Option<u64>) {
         let cursor = &mut self.cursors[i];
-        if !cursor.buf.is_empty() || cursor.unread() == 0 {
-            return false;
+        if !cursor.buf.is_empty() {
+            return (false, None);
+        }
+        if cursor.unread() == 0 {
+            return (false, Some(0));
         }
         let (read, first) =
             cursor
@@ -178,9 +184,10 @@ impl<P> ReaderState<P> {
         if let Some(first) = first {
             cursor.buf.push_front(first);
         }
+        let pending = cursor.buf.len() as u64 + read.left;
         self.seq += read.lost;
         self.dropped += read.lost;
-        true
+        (true, Some(pending))
     }
 
     /// One pass over the cursors: refills the empty ones if `refilled` is
@@ -193,11 +200,14 @@ impl<P> ReaderState<P> {
         // to partial stack stores that stalled on store forwarding.
         let mut best: Option<(u64, bool, usize)> = None;
         for i in 0..self.cursors.len() {
+            let mut known = None;
             if let Some(refilled) = refilled.as_deref_mut() {
-                *refilled |= self.refill(i);
+                let (looked, seen) = self.refill(i);
+                *refilled |= looked;
+                known = seen;
             }
             let cursor = &self.cursors[i];
-            pending += cursor.pending();
+            pending += known.unwrap_or_else(|| cursor.pending());
             if let Some((stamp, pattern)) = cursor.head_key() {
                 if best.is_none_or(|(s, p, _)| (stamp, pattern) < (s, p)) {
                     best = Some((stamp, pattern, i));
@@ -223,7 +233,7 @@ impl<P> ReaderState<P> {
         loop {
             let mut looked = false;
             for i in 0..self.cursors.len() {
-                looked |= self.refill(i);
+                looked |= self.refill(i).0;
             }
             if !looked {
                 break;
@@ -364,11 +374,14 @@ impl<P> ReaderState<P> {
         let mut kept = 0;
         for at in 0..active.len() {
             let i = active[at];
+            let mut known = None;
             if let Some(refilled) = refilled.as_deref_mut() {
-                *refilled |= self.refill(i);
+                let (looked, seen) = self.refill(i);
+                *refilled |= looked;
+                known = seen;
             }
             let cursor = &mut self.cursors[i];
-            let owed = cursor.pending();
+            let owed = known.unwrap_or_else(|| cursor.pending());
             if owed == 0 {
                 // An append from now on names the feed again.
                 cursor.active = false;
@@ -408,7 +421,7 @@ impl<P> ReaderState<P> {
                 .map(|many| std::mem::take(&mut many.active))
                 .unwrap_or_default();
             for &i in &active {
-                looked |= self.refill(i);
+                looked |= self.refill(i).0;
             }
             if let Some(many) = self.many.as_deref_mut() {
                 many.active = active;
