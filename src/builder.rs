@@ -22,9 +22,9 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// arithmetic; other counts were not benchmarked.)
 pub const DEFAULT_SHARDS: usize = 64;
 
-/// Upper bound on [`BrokerBuilder::shards`]; the shard index is taken from
-/// 16 bits of the channel hash that the hash tables themselves do not use.
-pub const MAX_SHARDS: usize = 1 << 16;
+// Defined with the shards it bounds: the registry below this handle uses
+// it too, and the engine never imports from the handles.
+pub use crate::shard::MAX_SHARDS;
 
 /// Builds a [`Broker`] with non-default settings.
 ///

@@ -57,7 +57,6 @@ use std::task::Waker;
 use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashMap};
 
-use crate::builder::MAX_SHARDS;
 use crate::closed::CloseSignal;
 use crate::delivery::Delivery;
 use crate::endpoint::{Endpoint, Inbox, Subscriptions};
@@ -68,7 +67,7 @@ use crate::pattern::Pattern;
 use crate::pattern::index::{PatternIndex, Prepared, Retired};
 use crate::queue::OverflowPolicy;
 use crate::reader::Garbage;
-use crate::shard::Shard;
+use crate::shard::{MAX_SHARDS, Shard};
 use crate::sync::{Mutex, RwLock};
 
 /// The two exact-name namespaces. (Patterns live in the pattern index, not

@@ -13,6 +13,11 @@ use hashbrown::HashTable;
 use crate::feed::Feed;
 use crate::registry::Namespace;
 
+/// Upper bound on [`BrokerBuilder::shards`](crate::BrokerBuilder::shards);
+/// the shard index is taken from 16 bits of the channel hash that the hash
+/// tables themselves do not use.
+pub const MAX_SHARDS: usize = 1 << 16;
+
 /// An active channel: one with at least one subscriber.
 #[derive(Debug)]
 pub(crate) struct ChannelEntry<P> {
