@@ -19,11 +19,13 @@
 //!   own channel gets the push before the integer, as Redis 7.0 sends them.
 
 use bytes::Bytes;
+use tannoy::Subscriber;
 
 use super::{Command, help, is, subcommand_syntax_error};
 use crate::session::Session;
 
-/// `SUBSCRIBE channel [channel ...]`.
+/// `SUBSCRIBE channel [channel ...]`, whose flags and categories every
+/// subscribe and unsubscribe command shares.
 pub(super) const SUBSCRIBE: Command = Command {
     name: "subscribe",
     arity: -2,
@@ -38,79 +40,52 @@ pub(super) const SUBSCRIBE: Command = Command {
     subcommands: &[],
 };
 
-/// `UNSUBSCRIBE [channel ...]`.
+/// `UNSUBSCRIBE [channel ...]`: in Redis's table as `SUBSCRIBE`, but with no
+/// argument needed.
 pub(super) const UNSUBSCRIBE: Command = Command {
     name: "unsubscribe",
     arity: -1,
-    flags: &["pubsub", "noscript", "loading", "stale"],
-    keys: (0, 0, 0),
-    acl: &["@pubsub", "@slow"],
-    tips: &[],
-    group: "pubsub",
-    since: "2.0.0",
     summary: "Stop receiving from these channels, or from every channel",
     run: unsubscribe,
-    subcommands: &[],
+    ..SUBSCRIBE
 };
 
-/// `PSUBSCRIBE pattern [pattern ...]`.
+/// `PSUBSCRIBE pattern [pattern ...]`: in Redis's table as `SUBSCRIBE`.
 pub(super) const PSUBSCRIBE: Command = Command {
     name: "psubscribe",
-    arity: -2,
-    flags: &["pubsub", "noscript", "loading", "stale"],
-    keys: (0, 0, 0),
-    acl: &["@pubsub", "@slow"],
-    tips: &[],
-    group: "pubsub",
-    since: "2.0.0",
     summary: "Receive the messages published to channels matching these glob patterns",
     run: psubscribe,
-    subcommands: &[],
+    ..SUBSCRIBE
 };
 
-/// `PUNSUBSCRIBE [pattern ...]`.
+/// `PUNSUBSCRIBE [pattern ...]`: in Redis's table as `UNSUBSCRIBE`.
 pub(super) const PUNSUBSCRIBE: Command = Command {
     name: "punsubscribe",
-    arity: -1,
-    flags: &["pubsub", "noscript", "loading", "stale"],
-    keys: (0, 0, 0),
-    acl: &["@pubsub", "@slow"],
-    tips: &[],
-    group: "pubsub",
-    since: "2.0.0",
     summary: "Stop receiving through these patterns, or through every pattern",
     run: punsubscribe,
-    subcommands: &[],
+    ..UNSUBSCRIBE
 };
 
-/// `SSUBSCRIBE shardchannel [shardchannel ...]`.
+/// `SSUBSCRIBE shardchannel [shardchannel ...]`: in Redis's table as
+/// `SUBSCRIBE`, but its arguments are keys (for cluster routing) and it came
+/// with 7.0.
 pub(super) const SSUBSCRIBE: Command = Command {
     name: "ssubscribe",
-    arity: -2,
-    flags: &["pubsub", "noscript", "loading", "stale"],
     keys: (1, -1, 1),
-    acl: &["@pubsub", "@slow"],
-    tips: &[],
-    group: "pubsub",
     since: "7.0.0",
     summary: "Receive the messages published to these shard channels",
     run: ssubscribe,
-    subcommands: &[],
+    ..SUBSCRIBE
 };
 
-/// `SUNSUBSCRIBE [shardchannel ...]`.
+/// `SUNSUBSCRIBE [shardchannel ...]`: in Redis's table as `SSUBSCRIBE`, but
+/// with no argument needed.
 pub(super) const SUNSUBSCRIBE: Command = Command {
     name: "sunsubscribe",
     arity: -1,
-    flags: &["pubsub", "noscript", "loading", "stale"],
-    keys: (1, -1, 1),
-    acl: &["@pubsub", "@slow"],
-    tips: &[],
-    group: "pubsub",
-    since: "7.0.0",
     summary: "Stop receiving from these shard channels, or from every one",
     run: sunsubscribe,
-    subcommands: &[],
+    ..SSUBSCRIBE
 };
 
 /// `PUBLISH channel message`.
@@ -128,23 +103,41 @@ pub(super) const PUBLISH: Command = Command {
     subcommands: &[],
 };
 
-/// `SPUBLISH shardchannel message`.
+/// `SPUBLISH shardchannel message`: in Redis's table as `PUBLISH`, but its
+/// channel is a key and it came with 7.0.
 pub(super) const SPUBLISH: Command = Command {
     name: "spublish",
-    arity: 3,
-    flags: &["pubsub", "loading", "stale", "fast"],
     keys: (1, 1, 1),
-    acl: &["@pubsub", "@fast"],
-    tips: &[],
-    group: "pubsub",
     since: "7.0.0",
     summary: "Send a message to a shard channel's subscribers",
     run: spublish,
+    ..PUBLISH
+};
+
+/// `PUBSUB CHANNELS [pattern]`, whose flags and categories every `PUBSUB`
+/// introspection subcommand shares.
+const PUBSUB_CHANNELS: Command = Command {
+    name: "pubsub|channels",
+    arity: -2,
+    flags: &["pubsub", "loading", "stale"],
+    keys: (0, 0, 0),
+    acl: &["@pubsub", "@slow"],
+    tips: &[],
+    group: "pubsub",
+    since: "2.8.0",
+    summary: "List the active channels, or those matching a pattern",
+    run: pubsub_channels,
     subcommands: &[],
 };
 
-/// Flags and categories shared by the `PUBSUB` introspection subcommands.
-const INTROSPECTION_FLAGS: &[&str] = &["pubsub", "loading", "stale"];
+/// `PUBSUB SHARDCHANNELS [pattern]`, which came with 7.0.
+const PUBSUB_SHARDCHANNELS: Command = Command {
+    name: "pubsub|shardchannels",
+    since: "7.0.0",
+    summary: "List the active shard channels, or those matching a pattern",
+    run: pubsub_shardchannels,
+    ..PUBSUB_CHANNELS
+};
 
 /// `PUBSUB <subcommand>`.
 pub(super) const PUBSUB: Command = Command {
@@ -159,123 +152,101 @@ pub(super) const PUBSUB: Command = Command {
     summary: "Pub/sub introspection",
     run: subcommand_syntax_error,
     subcommands: &[
-        Command {
-            name: "pubsub|channels",
-            arity: -2,
-            flags: INTROSPECTION_FLAGS,
-            keys: (0, 0, 0),
-            acl: &["@pubsub", "@slow"],
-            tips: &[],
-            group: "pubsub",
-            since: "2.8.0",
-            summary: "List the active channels, or those matching a pattern",
-            run: pubsub_channels,
-            subcommands: &[],
-        },
+        PUBSUB_CHANNELS,
         Command {
             name: "pubsub|numsub",
-            arity: -2,
-            flags: INTROSPECTION_FLAGS,
-            keys: (0, 0, 0),
-            acl: &["@pubsub", "@slow"],
-            tips: &[],
-            group: "pubsub",
-            since: "2.8.0",
             summary: "Count the exact subscribers of channels",
             run: pubsub_numsub,
-            subcommands: &[],
+            ..PUBSUB_CHANNELS
         },
         Command {
             name: "pubsub|numpat",
             arity: 2,
-            flags: INTROSPECTION_FLAGS,
-            keys: (0, 0, 0),
-            acl: &["@pubsub", "@slow"],
-            tips: &[],
-            group: "pubsub",
-            since: "2.8.0",
             summary: "Count the distinct patterns subscribed",
             run: pubsub_numpat,
-            subcommands: &[],
+            ..PUBSUB_CHANNELS
         },
-        Command {
-            name: "pubsub|shardchannels",
-            arity: -2,
-            flags: INTROSPECTION_FLAGS,
-            keys: (0, 0, 0),
-            acl: &["@pubsub", "@slow"],
-            tips: &[],
-            group: "pubsub",
-            since: "7.0.0",
-            summary: "List the active shard channels, or those matching a pattern",
-            run: pubsub_shardchannels,
-            subcommands: &[],
-        },
+        PUBSUB_SHARDCHANNELS,
         Command {
             name: "pubsub|shardnumsub",
-            arity: -2,
-            flags: INTROSPECTION_FLAGS,
-            keys: (0, 0, 0),
-            acl: &["@pubsub", "@slow"],
-            tips: &[],
-            group: "pubsub",
-            since: "7.0.0",
             summary: "Count the subscribers of shard channels",
             run: pubsub_shardnumsub,
-            subcommands: &[],
+            ..PUBSUB_SHARDCHANNELS
         },
         Command {
             name: "pubsub|help",
             arity: 2,
             flags: &["loading", "stale"],
-            keys: (0, 0, 0),
             acl: &["@slow"],
-            tips: &[],
-            group: "pubsub",
             since: "6.2.0",
             summary: "Show the PUBSUB subcommands",
             run: pubsub_help,
-            subcommands: &[],
+            ..PUBSUB_CHANNELS
         },
     ],
 };
 
-/// Updates the session after a subscribe command.
-fn subscribed(session: &mut Session) {
+/// The three namespaces of Redis's pub/sub: each has its own subscribe,
+/// unsubscribe, publish and listing commands, which otherwise behave alike.
+#[derive(Clone, Copy)]
+enum Namespace {
+    /// `SUBSCRIBE`, `UNSUBSCRIBE`, `PUBLISH`, `PUBSUB CHANNELS`.
+    Channel,
+    /// `PSUBSCRIBE`, `PUNSUBSCRIBE`.
+    Pattern,
+    /// `SSUBSCRIBE`, `SUNSUBSCRIBE`, `SPUBLISH`, `PUBSUB SHARDCHANNELS`.
+    Shard,
+}
+
+impl Namespace {
+    /// Subscribes to `name` in this namespace; the count to confirm.
+    fn subscribe(self, subscriber: &Subscriber, name: &Bytes) -> usize {
+        match self {
+            Namespace::Channel => subscriber.subscribe([name]),
+            Namespace::Pattern => subscriber.psubscribe([name]),
+            Namespace::Shard => subscriber.ssubscribe([name]),
+        }
+    }
+
+    /// Unsubscribes from `name` in this namespace; the count to confirm.
+    fn unsubscribe(self, subscriber: &Subscriber, name: &Bytes) -> usize {
+        match self {
+            Namespace::Channel => subscriber.unsubscribe([name]),
+            Namespace::Pattern => subscriber.punsubscribe([name]),
+            Namespace::Shard => subscriber.sunsubscribe([name]),
+        }
+    }
+}
+
+/// The shared body of the three subscribe commands: subscribes every
+/// argument, then confirms each with `kind` (the command's name).
+fn subscribe_in(session: &mut Session, args: &[Bytes], namespace: Namespace, kind: &str) {
+    let counts: Vec<usize> = {
+        let subscriber = &*session.handle.subscriber();
+        args[1..]
+            .iter()
+            .map(|name| namespace.subscribe(subscriber, name))
+            .collect()
+    };
+    if let Namespace::Pattern = namespace {
+        for pattern in &args[1..] {
+            session.patterns.insert(pattern);
+        }
+    }
+    for (name, count) in args[1..].iter().zip(counts) {
+        session.out.confirmation(kind, Some(name), count);
+    }
     session.subscribed = true;
 }
 
 /// `SUBSCRIBE`.
 fn subscribe(session: &mut Session, args: &[Bytes]) {
-    let counts: Vec<usize> = {
-        let subscriber = &mut *session.handle.subscriber();
-        args[1..]
-            .iter()
-            .map(|c| subscriber.subscribe([c]))
-            .collect()
-    };
-    for (channel, count) in args[1..].iter().zip(counts) {
-        session.out.confirmation("subscribe", Some(channel), count);
-    }
-    subscribed(session);
+    subscribe_in(session, args, Namespace::Channel, "subscribe");
 }
 
 /// `PSUBSCRIBE`.
 fn psubscribe(session: &mut Session, args: &[Bytes]) {
-    let counts: Vec<usize> = {
-        let subscriber = &mut *session.handle.subscriber();
-        args[1..]
-            .iter()
-            .map(|p| subscriber.psubscribe([p]))
-            .collect()
-    };
-    for pattern in &args[1..] {
-        session.patterns.insert(pattern);
-    }
-    for (pattern, count) in args[1..].iter().zip(counts) {
-        session.out.confirmation("psubscribe", Some(pattern), count);
-    }
-    subscribed(session);
+    subscribe_in(session, args, Namespace::Pattern, "psubscribe");
 }
 
 /// `SSUBSCRIBE`.
@@ -288,34 +259,13 @@ fn ssubscribe(session: &mut Session, args: &[Bytes]) {
             .err("SSUBSCRIBE isn't allowed for a DENY BLOCKING client");
         return;
     }
-    let counts: Vec<usize> = {
-        let subscriber = &mut *session.handle.subscriber();
-        args[1..]
-            .iter()
-            .map(|c| subscriber.ssubscribe([c]))
-            .collect()
-    };
-    for (channel, count) in args[1..].iter().zip(counts) {
-        session.out.confirmation("ssubscribe", Some(channel), count);
-    }
-    subscribed(session);
-}
-
-/// The three namespaces an unsubscribe command acts on.
-#[derive(Clone, Copy)]
-enum Namespace {
-    /// `UNSUBSCRIBE`.
-    Channel,
-    /// `PUNSUBSCRIBE`.
-    Pattern,
-    /// `SUNSUBSCRIBE`.
-    Shard,
+    subscribe_in(session, args, Namespace::Shard, "ssubscribe");
 }
 
 /// The shared body of the three unsubscribe commands.
 fn unsubscribe_in(session: &mut Session, args: &[Bytes], namespace: Namespace, kind: &str) {
     let confirmations: Vec<(Option<Bytes>, usize)> = {
-        let subscriber = &mut *session.handle.subscriber();
+        let subscriber = &*session.handle.subscriber();
         let names = if args.len() > 1 {
             args[1..].to_vec()
         } else {
@@ -335,11 +285,7 @@ fn unsubscribe_in(session: &mut Session, args: &[Bytes], namespace: Namespace, k
             names
                 .into_iter()
                 .map(|name| {
-                    let count = match namespace {
-                        Namespace::Channel => subscriber.unsubscribe([&name]),
-                        Namespace::Pattern => subscriber.punsubscribe([&name]),
-                        Namespace::Shard => subscriber.sunsubscribe([&name]),
-                    };
+                    let count = namespace.unsubscribe(subscriber, &name);
                     (Some(name), count)
                 })
                 .collect()
@@ -374,46 +320,54 @@ fn sunsubscribe(session: &mut Session, args: &[Bytes]) {
     unsubscribe_in(session, args, Namespace::Shard, "sunsubscribe");
 }
 
-/// `PUBLISH`.
-fn publish(session: &mut Session, args: &[Bytes]) {
-    let receivers = session.shared.broker.publish(&args[1], args[2].clone());
+/// The shared body of `PUBLISH` and `SPUBLISH`: the messages queued to the
+/// publishing client itself go out before the count (see the module docs).
+fn publish_in(session: &mut Session, args: &[Bytes], namespace: Namespace) {
+    let broker = &session.shared.broker;
+    let receivers = match namespace {
+        Namespace::Shard => broker.spublish(&args[1], args[2].clone()),
+        _ => broker.publish(&args[1], args[2].clone()),
+    };
     session.forward_all();
     session.out.integer(receivers as i64);
+}
+
+/// `PUBLISH`.
+fn publish(session: &mut Session, args: &[Bytes]) {
+    publish_in(session, args, Namespace::Channel);
 }
 
 /// `SPUBLISH`.
 fn spublish(session: &mut Session, args: &[Bytes]) {
-    let receivers = session.shared.broker.spublish(&args[1], args[2].clone());
-    session.forward_all();
-    session.out.integer(receivers as i64);
+    publish_in(session, args, Namespace::Shard);
+}
+
+/// The shared body of `PUBSUB CHANNELS` and `PUBSUB SHARDCHANNELS`.
+fn channels_in(session: &mut Session, args: &[Bytes], namespace: Namespace) {
+    let broker = &session.shared.broker;
+    let pattern = match args.len() {
+        2 => None,
+        3 => Some(&args[2]),
+        _ => return subcommand_syntax_error(session, args),
+    };
+    let channels = match namespace {
+        Namespace::Shard => broker.shard_channels(&pattern),
+        _ => broker.channels(&pattern),
+    };
+    session.out.array(channels.len());
+    for channel in &channels {
+        session.out.bulk(channel);
+    }
 }
 
 /// `PUBSUB CHANNELS [pattern]`.
 fn pubsub_channels(session: &mut Session, args: &[Bytes]) {
-    let broker = &session.shared.broker;
-    let channels = match args.len() {
-        2 => broker.channels(None::<&str>),
-        3 => broker.channels(&args[2]),
-        _ => return subcommand_syntax_error(session, args),
-    };
-    session.out.array(channels.len());
-    for channel in &channels {
-        session.out.bulk(channel);
-    }
+    channels_in(session, args, Namespace::Channel);
 }
 
 /// `PUBSUB SHARDCHANNELS [pattern]`.
 fn pubsub_shardchannels(session: &mut Session, args: &[Bytes]) {
-    let broker = &session.shared.broker;
-    let channels = match args.len() {
-        2 => broker.shard_channels(None::<&str>),
-        3 => broker.shard_channels(&args[2]),
-        _ => return subcommand_syntax_error(session, args),
-    };
-    session.out.array(channels.len());
-    for channel in &channels {
-        session.out.bulk(channel);
-    }
+    channels_in(session, args, Namespace::Shard);
 }
 
 /// Replies with `NUMSUB`-style pairs.
