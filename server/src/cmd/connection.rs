@@ -25,17 +25,14 @@ pub(super) const PING: Command = Command {
     name: "ping",
     arity: -1,
     flags: &["fast"],
-    keys: (0, 0, 0),
-    acl: &["@fast", "@connection"],
     tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
-    group: "connection",
-    since: "1.0.0",
     summary: "Check that the server answers",
     run: ping,
-    subcommands: &[],
+    ..ECHO
 };
 
-/// `ECHO message`.
+/// `ECHO message`, whose categories and group every connection command
+/// shares.
 pub(super) const ECHO: Command = Command {
     name: "echo",
     arity: 2,
@@ -55,14 +52,10 @@ pub(super) const HELLO: Command = Command {
     name: "hello",
     arity: -1,
     flags: NO_AUTH_FLAGS,
-    keys: (0, 0, 0),
-    acl: &["@fast", "@connection"],
-    tips: &[],
-    group: "connection",
     since: "6.0.0",
     summary: "Choose the protocol version, optionally authenticating and naming the connection",
     run: hello,
-    subcommands: &[],
+    ..ECHO
 };
 
 /// `AUTH [username] password`.
@@ -70,29 +63,17 @@ pub(super) const AUTH: Command = Command {
     name: "auth",
     arity: -2,
     flags: NO_AUTH_FLAGS,
-    keys: (0, 0, 0),
-    acl: &["@fast", "@connection"],
-    tips: &[],
-    group: "connection",
-    since: "1.0.0",
     summary: "Authenticate the connection",
     run: auth,
-    subcommands: &[],
+    ..ECHO
 };
 
 /// `SELECT index`.
 pub(super) const SELECT: Command = Command {
     name: "select",
-    arity: 2,
-    flags: &["loading", "stale", "fast"],
-    keys: (0, 0, 0),
-    acl: &["@fast", "@connection"],
-    tips: &[],
-    group: "connection",
-    since: "1.0.0",
     summary: "Select a database (pub/sub is the same in every one)",
     run: select,
-    subcommands: &[],
+    ..ECHO
 };
 
 /// `QUIT`.
@@ -100,14 +81,9 @@ pub(super) const QUIT: Command = Command {
     name: "quit",
     arity: -1,
     flags: NO_AUTH_FLAGS,
-    keys: (0, 0, 0),
-    acl: &["@fast", "@connection"],
-    tips: &[],
-    group: "connection",
-    since: "1.0.0",
     summary: "Close the connection once the replies so far are sent",
     run: quit,
-    subcommands: &[],
+    ..ECHO
 };
 
 /// `RESET`.
@@ -115,14 +91,10 @@ pub(super) const RESET: Command = Command {
     name: "reset",
     arity: 1,
     flags: NO_AUTH_FLAGS,
-    keys: (0, 0, 0),
-    acl: &["@fast", "@connection"],
-    tips: &[],
-    group: "connection",
     since: "6.2.0",
     summary: "Return the connection to the state of a new one",
     run: reset,
-    subcommands: &[],
+    ..ECHO
 };
 
 /// `PING`: `[pong, message]` for a RESP2 client in subscribed mode.

@@ -38,6 +38,22 @@ pub(super) const INFO: Command = Command {
     subcommands: &[],
 };
 
+/// `CONFIG GET pattern [pattern ...]`, whose flags and categories the other
+/// administrative `CONFIG` subcommands share.
+const CONFIG_GET: Command = Command {
+    name: "config|get",
+    arity: -3,
+    flags: &["admin", "noscript", "loading", "stale"],
+    keys: (0, 0, 0),
+    acl: &["@admin", "@slow", "@dangerous"],
+    tips: &[],
+    group: "server",
+    since: "2.0.0",
+    summary: "Return the settings matching glob patterns",
+    run: config_get,
+    subcommands: &[],
+};
+
 /// `CONFIG <subcommand>`.
 pub(super) const CONFIG: Command = Command {
     name: "config",
@@ -51,158 +67,104 @@ pub(super) const CONFIG: Command = Command {
     summary: "Read and change settings",
     run: subcommand_syntax_error,
     subcommands: &[
-        Command {
-            name: "config|get",
-            arity: -3,
-            flags: &["admin", "noscript", "loading", "stale"],
-            keys: (0, 0, 0),
-            acl: &["@admin", "@slow", "@dangerous"],
-            tips: &[],
-            group: "server",
-            since: "2.0.0",
-            summary: "Return the settings matching glob patterns",
-            run: config_get,
-            subcommands: &[],
-        },
+        CONFIG_GET,
         Command {
             name: "config|set",
             arity: -4,
-            flags: &["admin", "noscript", "loading", "stale"],
-            keys: (0, 0, 0),
-            acl: &["@admin", "@slow", "@dangerous"],
             tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
-            group: "server",
-            since: "2.0.0",
             summary: "Change settings",
             run: config_set,
-            subcommands: &[],
+            ..CONFIG_GET
         },
         Command {
             name: "config|resetstat",
             arity: 2,
-            flags: &["admin", "noscript", "loading", "stale"],
-            keys: (0, 0, 0),
-            acl: &["@admin", "@slow", "@dangerous"],
-            tips: &[],
-            group: "server",
-            since: "2.0.0",
             summary: "Reset the statistics INFO reports",
             run: config_resetstat,
-            subcommands: &[],
+            ..CONFIG_GET
         },
         Command {
             name: "config|rewrite",
             arity: 2,
-            flags: &["admin", "noscript", "loading", "stale"],
-            keys: (0, 0, 0),
-            acl: &["@admin", "@slow", "@dangerous"],
-            tips: &[],
-            group: "server",
             since: "2.8.0",
             summary: "Fails: there is no configuration file",
             run: config_rewrite,
-            subcommands: &[],
+            ..CONFIG_GET
         },
         Command {
             name: "config|help",
             arity: 2,
             flags: &["loading", "stale"],
-            keys: (0, 0, 0),
             acl: &["@slow"],
-            tips: &[],
-            group: "server",
             since: "5.0.0",
             summary: "Show the CONFIG subcommands",
             run: config_help,
-            subcommands: &[],
+            ..CONFIG_GET
         },
     ],
 };
 
-/// Flags of the `COMMAND` subcommands.
-const COMMAND_FLAGS: &[&str] = &["loading", "stale"];
-/// ACL categories of the `COMMAND` subcommands.
-const COMMAND_ACL: &[&str] = &["@slow", "@connection"];
-
-/// `COMMAND [<subcommand>]`.
-pub(super) const COMMAND: Command = Command {
+/// `COMMAND` with no subcommand: its subcommands share its flags,
+/// categories and group.
+const COMMAND_ALONE: Command = Command {
     name: "command",
     arity: -1,
-    flags: COMMAND_FLAGS,
+    flags: &["loading", "stale"],
     keys: (0, 0, 0),
-    acl: COMMAND_ACL,
+    acl: &["@slow", "@connection"],
     tips: &["nondeterministic_output_order"],
     group: "server",
     since: "2.8.13",
     summary: "Describe the commands this server knows",
     run: command,
+    subcommands: &[],
+};
+
+/// `COMMAND [<subcommand>]`.
+pub(super) const COMMAND: Command = Command {
     subcommands: &[
         Command {
             name: "command|count",
             arity: 2,
-            flags: COMMAND_FLAGS,
-            keys: (0, 0, 0),
-            acl: COMMAND_ACL,
             tips: &[],
-            group: "server",
-            since: "2.8.13",
             summary: "Count the commands",
             run: command_count,
-            subcommands: &[],
+            ..COMMAND_ALONE
         },
         Command {
             name: "command|info",
             arity: -2,
-            flags: COMMAND_FLAGS,
-            keys: (0, 0, 0),
-            acl: COMMAND_ACL,
-            tips: &["nondeterministic_output_order"],
-            group: "server",
-            since: "2.8.13",
             summary: "Describe commands",
             run: command_info,
-            subcommands: &[],
+            ..COMMAND_ALONE
         },
         Command {
             name: "command|docs",
             arity: -2,
-            flags: COMMAND_FLAGS,
-            keys: (0, 0, 0),
-            acl: COMMAND_ACL,
-            tips: &["nondeterministic_output_order"],
-            group: "server",
             since: "7.0.0",
             summary: "Document commands",
             run: command_docs,
-            subcommands: &[],
+            ..COMMAND_ALONE
         },
         Command {
             name: "command|list",
             arity: -2,
-            flags: COMMAND_FLAGS,
-            keys: (0, 0, 0),
-            acl: COMMAND_ACL,
-            tips: &["nondeterministic_output_order"],
-            group: "server",
             since: "7.0.0",
             summary: "List command names",
             run: command_list,
-            subcommands: &[],
+            ..COMMAND_ALONE
         },
         Command {
             name: "command|help",
             arity: 2,
-            flags: COMMAND_FLAGS,
-            keys: (0, 0, 0),
-            acl: COMMAND_ACL,
             tips: &[],
-            group: "server",
             since: "5.0.0",
             summary: "Show the COMMAND subcommands",
             run: command_help,
-            subcommands: &[],
+            ..COMMAND_ALONE
         },
     ],
+    ..COMMAND_ALONE
 };
 
 /// Tips of the keyspace-wide commands.

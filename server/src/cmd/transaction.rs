@@ -15,14 +15,12 @@ use bytes::Bytes;
 use super::{Command, run_queued};
 use crate::session::{Session, Transaction};
 
-/// Flags of the transaction commands.
-const FLAGS: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
-
-/// `MULTI`.
+/// `MULTI`, whose flags, categories and group the other transaction
+/// commands share (`EXEC` all but the flags and categories).
 pub(super) const MULTI: Command = Command {
     name: "multi",
     arity: 1,
-    flags: FLAGS,
+    flags: &["noscript", "loading", "stale", "fast", "allow_busy"],
     keys: (0, 0, 0),
     acl: &["@fast", "@transaction"],
     tips: &[],
@@ -36,61 +34,40 @@ pub(super) const MULTI: Command = Command {
 /// `EXEC`.
 pub(super) const EXEC: Command = Command {
     name: "exec",
-    arity: 1,
     flags: &["noscript", "loading", "stale", "skip_slowlog"],
-    keys: (0, 0, 0),
     acl: &["@slow", "@transaction"],
-    tips: &[],
-    group: "transactions",
-    since: "1.2.0",
     summary: "Run the queued transaction",
     run: exec,
-    subcommands: &[],
+    ..MULTI
 };
 
 /// `DISCARD`.
 pub(super) const DISCARD: Command = Command {
     name: "discard",
-    arity: 1,
-    flags: FLAGS,
-    keys: (0, 0, 0),
-    acl: &["@fast", "@transaction"],
-    tips: &[],
-    group: "transactions",
     since: "2.0.0",
     summary: "Drop the queued transaction",
     run: discard,
-    subcommands: &[],
+    ..MULTI
 };
 
 /// `WATCH key [key ...]`.
 pub(super) const WATCH: Command = Command {
     name: "watch",
     arity: -2,
-    flags: FLAGS,
     keys: (1, -1, 1),
-    acl: &["@fast", "@transaction"],
-    tips: &[],
-    group: "transactions",
     since: "2.2.0",
     summary: "Accepted: keys never change here",
     run: watch,
-    subcommands: &[],
+    ..MULTI
 };
 
 /// `UNWATCH`.
 pub(super) const UNWATCH: Command = Command {
     name: "unwatch",
-    arity: 1,
-    flags: FLAGS,
-    keys: (0, 0, 0),
-    acl: &["@fast", "@transaction"],
-    tips: &[],
-    group: "transactions",
     since: "2.2.0",
     summary: "Accepted: keys never change here",
     run: unwatch,
-    subcommands: &[],
+    ..MULTI
 };
 
 /// `MULTI`.
