@@ -332,18 +332,20 @@ pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
             return Some(args);
         }
         let mut current = Vec::new();
-        let (mut in_double, mut in_single) = (false, false);
+        // The quote the argument is inside: `"` (with C escapes) or `'`
+        // (with only `\'`). Either ends the same way.
+        let mut quote = None;
         loop {
             let c = at(p);
-            if in_double {
-                if c == b'\\' && at(p + 1) == b'x' {
+            if let Some(q) = quote {
+                if q == b'"' && c == b'\\' && at(p + 1) == b'x' {
                     if let (Some(hi), Some(lo)) = (hex_value(at(p + 2)), hex_value(at(p + 3))) {
                         current.push(hi * 16 + lo);
                         p += 4;
                         continue;
                     }
                 }
-                if c == b'\\' && at(p + 1) != 0 {
+                if q == b'"' && c == b'\\' && at(p + 1) != 0 {
                     p += 1;
                     current.push(match at(p) {
                         b'n' => b'\n',
@@ -353,22 +355,10 @@ pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                         b'a' => 0x07,
                         other => other,
                     });
-                } else if c == b'"' {
-                    if at(p + 1) != 0 && !is_c_space(at(p + 1)) {
-                        return None;
-                    }
-                    p += 1;
-                    break;
-                } else if c == 0 {
-                    return None;
-                } else {
-                    current.push(c);
-                }
-            } else if in_single {
-                if c == b'\\' && at(p + 1) == b'\'' {
+                } else if q == b'\'' && c == b'\\' && at(p + 1) == b'\'' {
                     p += 1;
                     current.push(b'\'');
-                } else if c == b'\'' {
+                } else if c == q {
                     if at(p + 1) != 0 && !is_c_space(at(p + 1)) {
                         return None;
                     }
@@ -387,8 +377,7 @@ pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                         }
                         break;
                     }
-                    b'"' => in_double = true,
-                    b'\'' => in_single = true,
+                    b'"' | b'\'' => quote = Some(c),
                     other => current.push(other),
                 }
             }
@@ -665,5 +654,11 @@ mod tests {
         );
         // A closing quote may be followed by \v, which isspace accepts.
         assert_eq!(requests(b"\"a\"\x0bb\r\n"), [args(&["a", "b"])]);
+        // Inside single quotes only \' is an escape, and each kind of quote
+        // is plain inside the other.
+        assert_eq!(
+            requests(b"'\\x41\\n\"' \"it's\"\r\n"),
+            [args(&["\\x41\\n\"", "it's"])]
+        );
     }
 }
