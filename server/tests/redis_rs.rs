@@ -30,6 +30,93 @@ fn url(server: &TestServer, resp3: bool) -> String {
     }
 }
 
+/// Sync `PubSub` on `subscriber`: subscribe and psubscribe, receive a
+/// publish from `publisher` twice (channel and pattern), then drop the
+/// `PubSub` and check the connection answers ordinary commands again.
+fn sync_pubsub_checks(subscriber: &mut redis::Connection, publisher: &mut redis::Connection) {
+    {
+        let mut pubsub = subscriber.as_pubsub();
+        pubsub.subscribe("ai:models:updated").expect("subscribe");
+        pubsub.psubscribe("ai:*").expect("psubscribe");
+        let receivers: i64 = publisher
+            .publish("ai:models:updated", "gpt-5:v2")
+            .expect("publish");
+        assert_eq!(receivers, 2);
+        let first = pubsub.get_message().expect("message");
+        assert_eq!(first.get_channel_name(), "ai:models:updated");
+        assert_eq!(first.get_payload::<String>().expect("payload"), "gpt-5:v2");
+        assert!(!first.from_pattern());
+        let second = pubsub.get_message().expect("pmessage");
+        assert!(second.from_pattern());
+        assert_eq!(second.get_pattern::<String>().expect("pattern"), "ai:*");
+    }
+    let pong: String = redis::cmd("PING").query(subscriber).expect("ping");
+    assert_eq!(pong, "PONG");
+}
+
+/// Async `aio::PubSub` on `client`: subscribe and psubscribe, then ten
+/// publishes from a multiplexed connection arrive on the stream twice
+/// each, the exact ones in publish order.
+async fn async_pubsub_checks(client: &redis::Client) {
+    let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
+    pubsub.subscribe("orders").await.expect("subscribe");
+    pubsub.psubscribe("ord*").await.expect("psubscribe");
+    let mut publisher = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    for i in 0..10 {
+        let n = publisher
+            .publish("orders", format!("o-{i}"))
+            .await
+            .expect("publish");
+        assert_eq!(n, 2);
+    }
+    let mut stream = pubsub.on_message();
+    let mut exact = Vec::new();
+    let mut by_pattern = 0;
+    while exact.len() < 10 || by_pattern < 10 {
+        let msg = tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("a message in time")
+            .expect("the stream continues");
+        if msg.from_pattern() {
+            by_pattern += 1;
+        } else {
+            exact.push(msg.get_payload::<String>().expect("payload"));
+        }
+    }
+    let expected: Vec<String> = (0..10).map(|i| format!("o-{i}")).collect();
+    assert_eq!(exact, expected);
+}
+
+/// A multiplexed connection to `client` whose RESP3 pushes go to the
+/// returned receiver.
+async fn push_connection(
+    client: &redis::Client,
+) -> (
+    redis::aio::MultiplexedConnection,
+    tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
+    let con = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("connect");
+    (con, rx)
+}
+
+/// The next push from `rx`, within `WAIT`.
+async fn next_push(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+) -> redis::PushInfo {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("a push in time")
+        .expect("the channel stays open")
+}
+
 /// Sync `PubSub`: subscribe and psubscribe, receive a publish from
 /// another connection twice (channel and pattern), then drop the
 /// `PubSub` (redis-rs unsubscribes everything and reads until both counts
@@ -42,24 +129,7 @@ fn sync_pubsub_resp2_and_resp3() {
         let mut subscriber = client.get_connection().expect("connect");
         subscriber.set_read_timeout(Some(WAIT)).expect("timeout");
         let mut publisher = client.get_connection().expect("connect");
-        {
-            let mut pubsub = subscriber.as_pubsub();
-            pubsub.subscribe("ai:models:updated").expect("subscribe");
-            pubsub.psubscribe("ai:*").expect("psubscribe");
-            let receivers: i64 = publisher
-                .publish("ai:models:updated", "gpt-5:v2")
-                .expect("publish");
-            assert_eq!(receivers, 2);
-            let first = pubsub.get_message().expect("message");
-            assert_eq!(first.get_channel_name(), "ai:models:updated");
-            assert_eq!(first.get_payload::<String>().expect("payload"), "gpt-5:v2");
-            assert!(!first.from_pattern());
-            let second = pubsub.get_message().expect("pmessage");
-            assert!(second.from_pattern());
-            assert_eq!(second.get_pattern::<String>().expect("pattern"), "ai:*");
-        }
-        let pong: String = redis::cmd("PING").query(&mut subscriber).expect("ping");
-        assert_eq!(pong, "PONG");
+        sync_pubsub_checks(&mut subscriber, &mut publisher);
         let numsub: Vec<(String, i64)> = redis::cmd("PUBSUB")
             .arg("NUMSUB")
             .arg("ai:models:updated")
@@ -76,36 +146,7 @@ async fn async_pubsub_resp2_and_resp3() {
     for resp3 in [false, true] {
         let server = TestServer::start();
         let client = redis::Client::open(url(&server, resp3)).expect("valid url");
-        let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
-        pubsub.subscribe("orders").await.expect("subscribe");
-        pubsub.psubscribe("ord*").await.expect("psubscribe");
-        let mut publisher = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect");
-        for i in 0..10 {
-            let n = publisher
-                .publish("orders", format!("o-{i}"))
-                .await
-                .expect("publish");
-            assert_eq!(n, 2);
-        }
-        let mut stream = pubsub.on_message();
-        let mut exact = Vec::new();
-        let mut by_pattern = 0;
-        while exact.len() < 10 || by_pattern < 10 {
-            let msg = tokio::time::timeout(WAIT, stream.next())
-                .await
-                .expect("a message in time")
-                .expect("the stream continues");
-            if msg.from_pattern() {
-                by_pattern += 1;
-            } else {
-                exact.push(msg.get_payload::<String>().expect("payload"));
-            }
-        }
-        let expected: Vec<String> = (0..10).map(|i| format!("o-{i}")).collect();
-        assert_eq!(exact, expected);
+        async_pubsub_checks(&client).await;
     }
 }
 
@@ -115,12 +156,7 @@ async fn async_pubsub_resp2_and_resp3() {
 async fn resp3_pushes_on_a_multiplexed_connection() {
     let server = TestServer::start();
     let client = redis::Client::open(url(&server, true)).expect("valid url");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
-    let mut con = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .expect("connect");
+    let (mut con, mut rx) = push_connection(&client).await;
     con.subscribe("alerts").await.expect("subscribe");
     let echoed: String = redis::cmd("ECHO")
         .arg("interleaved")
@@ -130,10 +166,7 @@ async fn resp3_pushes_on_a_multiplexed_connection() {
     assert_eq!(echoed, "interleaved");
     assert_eq!(con.publish("alerts", "fire").await.expect("publish"), 1);
     loop {
-        let push = tokio::time::timeout(WAIT, rx.recv())
-            .await
-            .expect("a push in time")
-            .expect("the channel stays open");
+        let push = next_push(&mut rx).await;
         if push.kind == PushKind::Message {
             assert_eq!(
                 push.data,
@@ -263,24 +296,7 @@ fn tls_sync_pubsub_resp2_and_resp3() {
         let mut subscriber = client.get_connection_with_timeout(WAIT).expect("connect");
         subscriber.set_read_timeout(Some(WAIT)).expect("timeout");
         let mut publisher = client.get_connection_with_timeout(WAIT).expect("connect");
-        {
-            let mut pubsub = subscriber.as_pubsub();
-            pubsub.subscribe("ai:models:updated").expect("subscribe");
-            pubsub.psubscribe("ai:*").expect("psubscribe");
-            let receivers: i64 = publisher
-                .publish("ai:models:updated", "gpt-5:v2")
-                .expect("publish");
-            assert_eq!(receivers, 2);
-            let first = pubsub.get_message().expect("message");
-            assert_eq!(first.get_channel_name(), "ai:models:updated");
-            assert_eq!(first.get_payload::<String>().expect("payload"), "gpt-5:v2");
-            assert!(!first.from_pattern());
-            let second = pubsub.get_message().expect("pmessage");
-            assert!(second.from_pattern());
-            assert_eq!(second.get_pattern::<String>().expect("pattern"), "ai:*");
-        }
-        let pong: String = redis::cmd("PING").query(&mut subscriber).expect("ping");
-        assert_eq!(pong, "PONG");
+        sync_pubsub_checks(&mut subscriber, &mut publisher);
         let clients = server.clients();
         assert_eq!(clients.len(), 2);
         assert!(
@@ -299,55 +315,18 @@ async fn tls_async_pubsub_and_resp3_pushes() {
     for resp3 in [false, true] {
         let server = azure_like();
         let client = tls_client(url(&server, resp3), server.ca_pem()).expect("valid url");
-        let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
-        pubsub.subscribe("orders").await.expect("subscribe");
-        pubsub.psubscribe("ord*").await.expect("psubscribe");
-        let mut publisher = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect");
-        for i in 0..10 {
-            let n = publisher
-                .publish("orders", format!("o-{i}"))
-                .await
-                .expect("publish");
-            assert_eq!(n, 2);
-        }
-        let mut stream = pubsub.on_message();
-        let mut exact = Vec::new();
-        let mut by_pattern = 0;
-        while exact.len() < 10 || by_pattern < 10 {
-            let msg = tokio::time::timeout(WAIT, stream.next())
-                .await
-                .expect("a message in time")
-                .expect("the stream continues");
-            if msg.from_pattern() {
-                by_pattern += 1;
-            } else {
-                exact.push(msg.get_payload::<String>().expect("payload"));
-            }
-        }
-        let expected: Vec<String> = (0..10).map(|i| format!("o-{i}")).collect();
-        assert_eq!(exact, expected);
+        async_pubsub_checks(&client).await;
     }
 
     let server = azure_like();
     let client = tls_client(url(&server, true), server.ca_pem()).expect("valid url");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
-    let mut con = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .expect("connect");
+    let (mut con, mut rx) = push_connection(&client).await;
     con.subscribe("alerts").await.expect("subscribe");
     con.psubscribe("al*").await.expect("psubscribe");
     assert_eq!(con.publish("alerts", "fire").await.expect("publish"), 2);
     let mut kinds = Vec::new();
     while kinds.len() < 2 {
-        let push = tokio::time::timeout(WAIT, rx.recv())
-            .await
-            .expect("a push in time")
-            .expect("the channel stays open");
+        let push = next_push(&mut rx).await;
         match push.kind {
             PushKind::Message => {
                 assert_eq!(
