@@ -203,6 +203,26 @@ def start_worker(pubsub):
     thread.start()
     return thread, received
 
+def subscribed_worker(redis_client):
+    """A pubsub on redis_client subscribed to conversations:new and ai:*,
+    its listen() worker shown to receive a conversation: returns the pubsub,
+    the worker's thread and the queue it fills."""
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe("conversations:new")
+    pubsub.psubscribe("ai:*")
+    thread, received = start_worker(pubsub)
+    wait_for_numsub(redis_client, "conversations:new", 1)
+    assert publish_conversation(redis_client, "Where is my order?") == 1
+    assert received.get(timeout=LIMIT) == ("message", "conversations:new", "Where is my order?")
+    return pubsub, thread, received
+
+def stop_worker(redis_client, pubsub, thread):
+    """Sends the worker its "stop", waits for it to end, closes its pubsub."""
+    assert publish_conversation(redis_client, "stop") == 1
+    thread.join(LIMIT)
+    assert not thread.is_alive()
+    pubsub.close()
+
 PREDICTIONS = [(f"model-{i}", i / 10) for i in range(20)]
 
 async def receive(ws, path, n):
@@ -214,6 +234,15 @@ async def receive(ws, path, n):
         except asyncio.TimeoutError:
             raise AssertionError(f"{path}: nothing for {LIMIT}s after {got}") from None
     return got
+
+def forwarded(redis_client, received, app, paths):
+    """forwarder_checks, then the worker's ai:* subscription, whose queue is
+    received, got every prediction and the last publish too."""
+    asyncio.run(forwarder_checks(redis_client, app, paths))
+    for model, score in PREDICTIONS:
+        assert received.get(timeout=LIMIT) == ("pmessage", "ai:predictions:ready",
+                                               f"{model}:{score}")
+    assert received.get(timeout=LIMIT) == ("pmessage", "ai:predictions:ready", "after:close")
 
 async def forwarder_checks(redis_client, app, paths):
     """Serves app with uvicorn and opens a WebSocket to each of paths: each
@@ -263,25 +292,12 @@ for protocol in (2, 3):
     # The socket timeout bounds the worker's listen() when nothing comes.
     redis_client = redis.Redis.from_url(url, protocol=protocol, decode_responses=True,
                                         socket_timeout=LIMIT)
-    pubsub = redis_client.pubsub()
-    pubsub.subscribe("conversations:new")
-    pubsub.psubscribe("ai:*")
-    thread, received = start_worker(pubsub)
-    wait_for_numsub(redis_client, "conversations:new", 1)
-    assert publish_conversation(redis_client, "Where is my order?") == 1
-    assert received.get(timeout=LIMIT) == ("message", "conversations:new", "Where is my order?")
+    pubsub, thread, received = subscribed_worker(redis_client)
 
     app = make_app(lambda: aioredis.from_url(url, protocol=protocol, decode_responses=True))
-    asyncio.run(forwarder_checks(redis_client, app, ["/ws/predictions", "/ws/predictions/polled"]))
-    for model, score in PREDICTIONS:
-        assert received.get(timeout=LIMIT) == ("pmessage", "ai:predictions:ready",
-                                               f"{model}:{score}")
-    assert received.get(timeout=LIMIT) == ("pmessage", "ai:predictions:ready", "after:close")
+    forwarded(redis_client, received, app, ["/ws/predictions", "/ws/predictions/polled"])
 
-    assert publish_conversation(redis_client, "stop") == 1
-    thread.join(LIMIT)
-    assert not thread.is_alive()
-    pubsub.close()
+    stop_worker(redis_client, pubsub, thread)
     # The worker's connection gone, nothing is left subscribed.
     wait_until("unsubscribed the closed connection",
                lambda: redis_client.pubsub_numsub("conversations:new")[0][1] == 0
@@ -320,22 +336,12 @@ for protocol in (2, 3):
     redis_client = redis.Redis(host=host, port=port, password=password, ssl=True,
                                ssl_ca_certs=ca_certs, decode_responses=True,
                                protocol=protocol)
-    pubsub = redis_client.pubsub()
-    pubsub.subscribe("conversations:new")
-    pubsub.psubscribe("ai:*")
-    thread, received = start_worker(pubsub)
-    wait_for_numsub(redis_client, "conversations:new", 1)
-    assert publish_conversation(redis_client, "Where is my order?") == 1
-    assert received.get(timeout=10) == ("message", "conversations:new", "Where is my order?")
+    pubsub, thread, received = subscribed_worker(redis_client)
 
     app = make_app(lambda: aioredis.Redis(host=host, port=port, password=password, ssl=True,
                                           ssl_ca_certs=ca_certs, decode_responses=True,
                                           protocol=protocol))
-    asyncio.run(forwarder_checks(redis_client, app, ["/ws/predictions"]))
-    for model, score in PREDICTIONS:
-        assert received.get(timeout=10) == ("pmessage", "ai:predictions:ready",
-                                            f"{model}:{score}")
-    assert received.get(timeout=10) == ("pmessage", "ai:predictions:ready", "after:close")
+    forwarded(redis_client, received, app, ["/ws/predictions"])
 
     def still_receives(n):
         assert publish_conversation(redis_client, f"still here {n}") == 1
@@ -357,10 +363,7 @@ for protocol in (2, 3):
     assert "invalid" in error.lower() or "wrongpass" in error.lower(), error
     still_receives(4)
 
-    assert publish_conversation(redis_client, "stop") == 1
-    thread.join(10)
-    assert not thread.is_alive()
-    pubsub.close()
+    stop_worker(redis_client, pubsub, thread)
     redis_client.close()
 print("ok")
 "#;
