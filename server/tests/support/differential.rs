@@ -135,12 +135,7 @@ impl Pair {
     #[track_caller]
     fn step(&mut self, i: usize, bytes: &[u8]) -> Vec<u8> {
         let (r, t) = self.exchange(i, bytes);
-        assert_eq!(
-            String::from_utf8_lossy(&t),
-            String::from_utf8_lossy(&r),
-            "for {:?}",
-            String::from_utf8_lossy(bytes)
-        );
+        assert_same(&r, &t, bytes);
         r
     }
 
@@ -155,38 +150,50 @@ impl Pair {
     /// quiet for a while (for steps with no sentinel reply).
     #[track_caller]
     fn quiet(&mut self, i: usize, bytes: &[u8]) -> Vec<u8> {
-        let mut outputs = Vec::new();
-        for conn in [&mut self.r[i], &mut self.t[i]] {
-            conn.send(bytes);
-            outputs.push(mask_ids(&conn.read_for(QUIET)));
-        }
-        assert_eq!(
-            String::from_utf8_lossy(&outputs[1]),
-            String::from_utf8_lossy(&outputs[0]),
-            "for {:?}",
-            String::from_utf8_lossy(bytes)
-        );
-        outputs.swap_remove(0)
+        self.send_both(i, bytes, |conn| mask_ids(&conn.read_for(QUIET)))
     }
 
     /// Sends `bytes`, which must make both servers close the connection,
     /// and compares everything sent before the close.
     #[track_caller]
     fn closing(&mut self, i: usize, bytes: &[u8]) -> Vec<u8> {
+        self.send_both(i, bytes, |conn| {
+            let output = conn.read_to_close();
+            assert!(conn.is_closed());
+            output
+        })
+    }
+
+    /// Sends `bytes` on connection `i` of redis-server, then of
+    /// tannoy-server, reads each one's output with `read`, and asserts the
+    /// outputs are the same; returns them.
+    #[track_caller]
+    fn send_both(
+        &mut self,
+        i: usize,
+        bytes: &[u8],
+        mut read: impl FnMut(&mut RawConn) -> Vec<u8>,
+    ) -> Vec<u8> {
         let mut outputs = Vec::new();
         for conn in [&mut self.r[i], &mut self.t[i]] {
             conn.send(bytes);
-            outputs.push(conn.read_to_close());
-            assert!(conn.is_closed());
+            outputs.push(read(conn));
         }
-        assert_eq!(
-            String::from_utf8_lossy(&outputs[1]),
-            String::from_utf8_lossy(&outputs[0]),
-            "for {:?}",
-            String::from_utf8_lossy(bytes)
-        );
+        assert_same(&outputs[0], &outputs[1], bytes);
         outputs.swap_remove(0)
     }
+}
+
+/// Asserts that tannoy-server's output `t` is redis-server's `r`, shown as
+/// text with the request `bytes` that produced them when it is not.
+#[track_caller]
+fn assert_same(r: &[u8], t: &[u8], bytes: &[u8]) {
+    assert_eq!(
+        String::from_utf8_lossy(t),
+        String::from_utf8_lossy(r),
+        "for {:?}",
+        String::from_utf8_lossy(bytes)
+    );
 }
 
 /// Where the sentinel's reply starts in `output` (which ends with it).
