@@ -36,6 +36,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use smallvec::SmallVec;
+
 use crate::delivery::Delivery;
 use crate::endpoint::Endpoint;
 use crate::message::Envelope;
@@ -78,8 +80,11 @@ struct FeedState<P> {
     /// Bumped whenever `watchers` is emptied, so a reader knows whether its
     /// signal is still in the list without searching it.
     watch_epoch: u64,
-    /// Readers of many feeds, told of every append (see [`Ready`]).
-    ready: Vec<Arc<Ready>>,
+    /// Readers of many feeds, told of every append (see [`Ready`]), each
+    /// with the slot this feed has in its list. One inline: a channel held
+    /// by one such reader (a client holding a thousand rooms of its own)
+    /// costs no allocation here.
+    ready: SmallVec<[(Arc<Ready>, u32); 1]>,
 }
 
 /// The feeds with news for one reader of many feeds.
@@ -93,6 +98,11 @@ struct FeedState<P> {
 /// hold something. Each feed is named at most once until the reader takes
 /// the names, so the list stays as short as the reader's subscriptions,
 /// however much is published while it does not read.
+///
+/// A feed names itself by a slot number the reader gave it when it joined:
+/// the reader maps slots to its cursors with one small array, and the list
+/// de-duplicates with one bit a slot, so a subscription costs the reader a
+/// few bytes here rather than a hash-table entry.
 #[derive(Debug)]
 pub(crate) struct Ready {
     /// Feeds named since the reader last took the names.
@@ -104,10 +114,10 @@ pub(crate) struct Ready {
 /// What a [`Ready`]'s lock protects.
 #[derive(Debug, Default)]
 struct ReadyState {
-    /// Feed identities ([`Feed::id`]) in the order they were named.
-    list: Vec<usize>,
-    /// The same, for de-duplication.
-    set: hashbrown::HashSet<usize>,
+    /// Slots of the feeds named, in the order they were named.
+    list: Vec<u32>,
+    /// One bit a slot: set while the slot is in `list`.
+    listed: Vec<u64>,
 }
 
 impl Ready {
@@ -119,21 +129,30 @@ impl Ready {
         })
     }
 
-    /// Names feed `id`; returns whether the list was empty (the reader
-    /// then needs ringing).
-    fn name(&self, id: usize) -> bool {
+    /// Names the feed in `slot`; returns whether the list was empty (the
+    /// reader then needs ringing).
+    fn name(&self, slot: u32) -> bool {
         let mut named = self.named.lock();
+        let named = &mut *named;
         let was_empty = named.list.is_empty();
-        if named.set.insert(id) {
-            named.list.push(id);
+        let (word, bit) = ((slot / 64) as usize, 1u64 << (slot % 64));
+        if word >= named.listed.len() {
+            named.listed.resize(word + 1, 0);
+        }
+        if named.listed[word] & bit == 0 {
+            named.listed[word] |= bit;
+            named.list.push(slot);
         }
         was_empty
     }
 
     /// Takes the names, oldest first, into `out`.
-    pub(crate) fn take(&self, out: &mut Vec<usize>) {
+    pub(crate) fn take(&self, out: &mut Vec<u32>) {
         let mut named = self.named.lock();
-        named.set.clear();
+        let named = &mut *named;
+        for &slot in &named.list {
+            named.listed[(slot / 64) as usize] &= !(1u64 << (slot % 64));
+        }
         out.append(&mut named.list);
     }
 
@@ -187,16 +206,10 @@ impl<P> Feed<P> {
         self.pattern
     }
 
-    /// This feed's identity while it lives: its address.
-    #[inline]
-    pub(crate) fn id(&self) -> usize {
-        std::ptr::from_ref(self) as usize
-    }
-
     /// Registers a reader of many feeds: every append from now on names
-    /// this feed in `ready`.
-    pub(crate) fn join_ready(&self, ready: &Arc<Ready>) {
-        self.state.lock().ready.push(Arc::clone(ready));
+    /// this feed in `ready`, as `slot`.
+    pub(crate) fn join_ready(&self, ready: &Arc<Ready>, slot: u32) {
+        self.state.lock().ready.push((Arc::clone(ready), slot));
     }
 
     /// An empty feed; `pattern` for a pattern's.
@@ -212,7 +225,7 @@ impl<P> Feed<P> {
                 strict: Vec::new(),
                 watchers: Vec::new(),
                 watch_epoch: 0,
-                ready: Vec::new(),
+                ready: SmallVec::new(),
             }),
             tail: AtomicU64::new(0),
             pattern,
@@ -263,7 +276,7 @@ impl<P> Feed<P> {
         state.stamped -= usize::from(stamped);
         state.watchers.retain(|s| !Arc::ptr_eq(s, signal));
         if !state.ready.is_empty() {
-            state.ready.retain(|r| !Arc::ptr_eq(&r.signal, signal));
+            state.ready.retain(|(r, _)| !Arc::ptr_eq(&r.signal, signal));
         }
         let end = state.tail;
         let (read, first) = Self::read_locked(state, next, end, usize::MAX, buf);
@@ -332,9 +345,8 @@ impl<P> Feed<P> {
                 state.watch_epoch += 1;
             }
             if !state.ready.is_empty() {
-                let id = self.id();
-                for ready in &state.ready {
-                    if ready.name(id) {
+                for (ready, slot) in &state.ready {
+                    if ready.name(*slot) {
                         out.ring(std::iter::once(Arc::clone(&ready.signal)));
                     }
                 }

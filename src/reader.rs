@@ -95,7 +95,13 @@ pub(crate) struct Cursor<P> {
     /// For a reader of many feeds: whether this cursor is in
     /// [`Many::active`].
     active: bool,
+    /// For a reader of many feeds: the slot its feed names it by while the
+    /// subscription is open (see [`Many::slots`]); [`NO_SLOT`] otherwise.
+    slot: u32,
 }
+
+/// `Cursor::slot` of a cursor that has none.
+const NO_SLOT: u32 = u32::MAX;
 
 impl<P> Cursor<P> {
     /// Positions addressed to this subscriber not taken from the feed yet
@@ -149,13 +155,40 @@ struct ReaderState<P> {
 struct Many {
     /// Where this reader's feeds name themselves when they get entries.
     ready: Arc<Ready>,
-    /// Feed identity to the index of the open cursor on it.
-    index: hashbrown::HashMap<usize, usize>,
+    /// Slot to the index of the open cursor whose feed names itself by
+    /// that slot, or [`NO_SLOT`] for a slot free for reuse. Four bytes a
+    /// subscription: a reader of many feeds is the one that holds
+    /// thousands.
+    slots: Vec<u32>,
+    /// Slots free for reuse.
+    free: Vec<u32>,
     /// Indices of the cursors that may hold something: every cursor not
     /// in it has nothing pending, or has been named in `ready` since.
-    active: Vec<usize>,
+    active: Vec<u32>,
     /// Names taken from `ready`, kept to reuse the allocation.
-    names: Vec<usize>,
+    names: Vec<u32>,
+}
+
+impl Many {
+    /// A slot for the open cursor at index `i`.
+    fn assign(&mut self, i: usize) -> u32 {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(NO_SLOT);
+            (self.slots.len() - 1) as u32
+        });
+        self.slots[slot as usize] = i as u32;
+        slot
+    }
+
+    /// Frees `slot` (its subscription ended). A name of it still in
+    /// `ready` may later mark whichever cursor takes the slot next as
+    /// active: harmless, a look finds nothing there.
+    fn release(&mut self, slot: u32) {
+        if let Some(entry) = self.slots.get_mut(slot as usize) {
+            *entry = NO_SLOT;
+            self.free.push(slot);
+        }
+    }
 }
 
 impl<P> ReaderState<P> {
@@ -348,13 +381,14 @@ impl<P> ReaderState<P> {
         };
         many.ready.take(&mut many.names);
         let mut activated = false;
-        for id in many.names.drain(..) {
+        for slot in many.names.drain(..) {
             // A name may be stale (the subscription ended since): skip it.
-            if let Some(&i) = many.index.get(&id) {
-                let cursor = &mut self.cursors[i];
+            let i = many.slots.get(slot as usize).copied().unwrap_or(NO_SLOT);
+            if let Some(cursor) = self.cursors.get_mut(i as usize) {
+                let i = i as usize;
                 if !cursor.active {
                     cursor.active = true;
-                    many.active.push(i);
+                    many.active.push(i as u32);
                     activated = true;
                 }
             }
@@ -373,7 +407,7 @@ impl<P> ReaderState<P> {
         let mut best: Option<(u64, bool, usize)> = None;
         let mut kept = 0;
         for at in 0..active.len() {
-            let i = active[at];
+            let i = active[at] as usize;
             let mut known = None;
             if let Some(refilled) = refilled.as_deref_mut() {
                 let (looked, seen) = self.refill(i);
@@ -393,7 +427,7 @@ impl<P> ReaderState<P> {
                     best = Some((stamp, pattern, i));
                 }
             }
-            active[kept] = i;
+            active[kept] = i as u32;
             kept += 1;
         }
         active.truncate(kept);
@@ -420,7 +454,7 @@ impl<P> ReaderState<P> {
                 .as_deref_mut()
                 .map(|many| std::mem::take(&mut many.active))
                 .unwrap_or_default();
-            for &i in &active {
+            for i in active.iter().map(|&i| i as usize) {
                 looked |= self.refill(i).0;
             }
             if let Some(many) = self.many.as_deref_mut() {
@@ -444,30 +478,33 @@ impl<P> ReaderState<P> {
         let Some(many) = self.many.as_deref() else {
             return false;
         };
-        many.ready.any() || many.active.iter().any(|&i| self.cursors[i].pending() > 0)
+        many.ready.any()
+            || many
+                .active
+                .iter()
+                .any(|&i| self.cursors[i as usize].pending() > 0)
     }
 
     /// Turns this reader into a reader of many feeds: each open cursor's
     /// feed names itself on every append from now on, and every cursor
     /// starts active (what was appended before is found by looking).
     fn become_many(&mut self, signal: &Arc<Signal>) {
-        let ready = Ready::new(Arc::clone(signal));
-        let mut index = hashbrown::HashMap::with_capacity(self.cursors.len());
-        let mut active = Vec::with_capacity(self.cursors.len());
+        let mut many = Box::new(Many {
+            ready: Ready::new(Arc::clone(signal)),
+            slots: Vec::with_capacity(self.cursors.len()),
+            free: Vec::new(),
+            active: Vec::with_capacity(self.cursors.len()),
+            names: Vec::new(),
+        });
         for (i, cursor) in self.cursors.iter_mut().enumerate() {
             if cursor.end == OPEN {
-                cursor.feed.join_ready(&ready);
-                index.insert(cursor.feed.id(), i);
+                cursor.slot = many.assign(i);
+                cursor.feed.join_ready(&many.ready, cursor.slot);
             }
             cursor.active = true;
-            active.push(i);
+            many.active.push(i as u32);
         }
-        self.many = Some(Box::new(Many {
-            ready,
-            index,
-            active,
-            names: Vec::new(),
-        }));
+        self.many = Some(many);
     }
 
     /// Removes ended cursors that have nothing more to give.
@@ -486,14 +523,13 @@ impl<P> ReaderState<P> {
         self.ended -= garbage.cursors.len() - before;
         if let Some(many) = &mut self.many {
             // Indices moved: rebuild what refers to them.
-            many.index.clear();
             many.active.clear();
             for (i, cursor) in self.cursors.iter().enumerate() {
-                if cursor.end == OPEN {
-                    many.index.insert(cursor.feed.id(), i);
+                if let Some(entry) = many.slots.get_mut(cursor.slot as usize) {
+                    *entry = i as u32;
                 }
                 if cursor.active {
-                    many.active.push(i);
+                    many.active.push(i as u32);
                 }
             }
         }
@@ -608,10 +644,11 @@ impl<P> Reader<P> {
         let pattern = feed.is_pattern();
         let mut state = self.state.lock();
         let i = state.cursors.len();
+        let mut slot = NO_SLOT;
         if let Some(many) = state.many.as_deref_mut() {
-            feed.join_ready(&many.ready);
-            many.index.insert(feed.id(), i);
-            many.active.push(i);
+            slot = many.assign(i);
+            feed.join_ready(&many.ready, slot);
+            many.active.push(i as u32);
         }
         let active = state.many.is_some();
         state.cursors.push(Cursor {
@@ -622,6 +659,7 @@ impl<P> Reader<P> {
             watched: None,
             pattern,
             active,
+            slot,
         });
         if state.many.is_none() && state.cursors.len() > MANY_CURSORS {
             state.become_many(&self.signal);
@@ -671,11 +709,11 @@ impl<P> Reader<P> {
         if let Some(many) = state.many.as_deref_mut() {
             // The feed no longer names this cursor: keep it active until
             // what it is still owed has been taken.
-            many.index.remove(&feed.id());
             let cursor = &mut state.cursors[i];
+            many.release(std::mem::replace(&mut cursor.slot, NO_SLOT));
             if !cursor.active {
                 cursor.active = true;
-                many.active.push(i);
+                many.active.push(i as u32);
             }
         }
         if state.cursors.iter().any(Cursor::exhausted) {
