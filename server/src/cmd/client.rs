@@ -9,7 +9,7 @@
 use bytes::Bytes;
 
 use super::connection::{BAD_NAME, valid_name};
-use super::{Command, c_str, help, int_arg, is, subcommand_syntax_error, syntax_error};
+use super::{CONTAINER, Command, c_str, help, int_arg, is, syntax_error};
 use crate::config::Overflow;
 use crate::session::{Closing, ReplyMode, Session};
 
@@ -49,15 +49,9 @@ const fn sub(
 /// `CLIENT <subcommand>`.
 pub(super) const CLIENT: Command = Command {
     name: "client",
-    arity: -2,
-    flags: &[],
-    keys: (0, 0, 0),
-    acl: &["@slow"],
-    tips: &[],
     group: "connection",
     since: "2.4.0",
     summary: "Inspect and manage client connections",
-    run: subcommand_syntax_error,
     subcommands: &[
         sub(
             "client|id",
@@ -158,6 +152,7 @@ pub(super) const CLIENT: Command = Command {
             )
         },
     ],
+    ..CONTAINER
 };
 
 /// `CLIENT ID`.

@@ -108,6 +108,25 @@ impl Command {
     }
 }
 
+/// What Redis's table gives every container command (`CLIENT`, `CONFIG`,
+/// `FUNCTION`, `PUBSUB`): each entry takes these by struct update and names
+/// itself, its group, version, summary and subcommands. The container alone
+/// never runs: without a subcommand it fails its arity check, and with one
+/// the subcommand runs or is unknown.
+const CONTAINER: Command = Command {
+    name: "",
+    arity: -2,
+    flags: &[],
+    keys: (0, 0, 0),
+    acl: &["@slow"],
+    tips: &[],
+    group: "",
+    since: "",
+    summary: "",
+    run: subcommand_syntax_error,
+    subcommands: &[],
+};
+
 /// Every top-level command, the most frequent first (lookup is a scan).
 pub(crate) static COMMANDS: &[Command] = &[
     pubsub::PUBLISH,
@@ -340,8 +359,9 @@ pub(crate) fn int_arg(arg: &[u8]) -> Option<i64> {
 mod tests {
     use super::*;
 
-    /// Every command's arity and name are consistent, and subcommands are
-    /// named after their container.
+    /// Every command's arity and name are consistent, subcommands are
+    /// named after their container, and no entry left out a field that a
+    /// shared base such as [`CONTAINER`] leaves empty.
     #[test]
     fn table_is_consistent() {
         for command in COMMANDS {
@@ -355,6 +375,12 @@ mod tests {
                     sub.name
                 );
                 assert!(sub.subcommands.is_empty());
+                assert_ne!(sub.arity, 0, "{}", sub.name);
+            }
+            for entry in std::iter::once(command).chain(command.subcommands) {
+                for field in [entry.name, entry.group, entry.since, entry.summary] {
+                    assert!(!field.is_empty(), "{entry:?}");
+                }
             }
         }
     }

@@ -21,7 +21,7 @@
 use bytes::Bytes;
 use tannoy::Subscriber;
 
-use super::{Command, help, is, subcommand_syntax_error};
+use super::{CONTAINER, Command, help, is, subcommand_syntax_error};
 use crate::session::Session;
 
 /// `SUBSCRIBE channel [channel ...]`, whose flags and categories every
@@ -142,15 +142,9 @@ const PUBSUB_SHARDCHANNELS: Command = Command {
 /// `PUBSUB <subcommand>`.
 pub(super) const PUBSUB: Command = Command {
     name: "pubsub",
-    arity: -2,
-    flags: &[],
-    keys: (0, 0, 0),
-    acl: &["@slow"],
-    tips: &[],
     group: "pubsub",
     since: "2.8.0",
     summary: "Pub/sub introspection",
-    run: subcommand_syntax_error,
     subcommands: &[
         PUBSUB_CHANNELS,
         Command {
@@ -184,6 +178,7 @@ pub(super) const PUBSUB: Command = Command {
             ..PUBSUB_CHANNELS
         },
     ],
+    ..CONTAINER
 };
 
 /// The three namespaces of Redis's pub/sub: each has its own subscribe,

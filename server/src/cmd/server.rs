@@ -12,9 +12,7 @@ use bytes::Bytes;
 use tannoy::glob_match;
 
 use super::connection::REDIS_VERSION;
-use super::{
-    COMMANDS, Command, arity_error, c_str, help, is, subcommand_syntax_error, syntax_error,
-};
+use super::{COMMANDS, CONTAINER, Command, arity_error, c_str, help, is, syntax_error};
 use crate::config::SetError;
 use crate::output::Output;
 use crate::session::Session;
@@ -57,15 +55,9 @@ const CONFIG_GET: Command = Command {
 /// `CONFIG <subcommand>`.
 pub(super) const CONFIG: Command = Command {
     name: "config",
-    arity: -2,
-    flags: &[],
-    keys: (0, 0, 0),
-    acl: &["@slow"],
-    tips: &[],
     group: "server",
     since: "2.0.0",
     summary: "Read and change settings",
-    run: subcommand_syntax_error,
     subcommands: &[
         CONFIG_GET,
         Command {
@@ -102,6 +94,7 @@ pub(super) const CONFIG: Command = Command {
             ..CONFIG_GET
         },
     ],
+    ..CONTAINER
 };
 
 /// `COMMAND` with no subcommand: its subcommands share its flags,
@@ -210,15 +203,9 @@ pub(super) const DBSIZE: Command = Command {
 /// `FUNCTION <subcommand>`.
 pub(super) const FUNCTION: Command = Command {
     name: "function",
-    arity: -2,
-    flags: &[],
-    keys: (0, 0, 0),
-    acl: &["@slow"],
-    tips: &[],
     group: "scripting",
     since: "7.0.0",
     summary: "Functions (there are none)",
-    run: subcommand_syntax_error,
     subcommands: &[
         Command {
             name: "function|flush",
@@ -247,6 +234,7 @@ pub(super) const FUNCTION: Command = Command {
             subcommands: &[],
         },
     ],
+    ..CONTAINER
 };
 
 /// `FLUSHALL` and `FLUSHDB`.
