@@ -705,14 +705,19 @@ mod tests {
     /// interleave with replies in queue order.
     #[test]
     fn frames_match_redis() {
-        let mut out = Output::new();
-        out.integer(1);
-        for m in messages() {
-            out.message(m);
-        }
-        out.set_protocol(Protocol::Resp3);
-        out.confirmation("unsubscribe", None, 0);
-        out.message(messages().remove(0));
+        // A reply, the three kinds of message, then a RESP3 push and message.
+        let filled = || {
+            let mut out = Output::new();
+            out.integer(1);
+            for m in messages() {
+                out.message(m);
+            }
+            out.set_protocol(Protocol::Resp3);
+            out.confirmation("unsubscribe", None, 0);
+            out.message(messages().remove(0));
+            out
+        };
+        let out = filled();
         let expected: &[u8] = b":1\r\n\
             *3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n\
             *4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$2\r\nch\r\n$2\r\nhi\r\n\
@@ -721,14 +726,7 @@ mod tests {
             >3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n";
         assert_eq!(out.pending(), expected.len());
         for step in [1, 2, 3, 7, 1000] {
-            let mut copy = Output::new();
-            copy.integer(1);
-            for m in messages() {
-                copy.message(m);
-            }
-            copy.set_protocol(Protocol::Resp3);
-            copy.confirmation("unsubscribe", None, 0);
-            copy.message(messages().remove(0));
+            let mut copy = filled();
             assert_eq!(drain(&mut copy, step), expected, "step {step}");
             assert_eq!((copy.pending(), copy.message_bytes()), (0, 0));
         }
