@@ -217,9 +217,11 @@ fn unknown_command_error(args: &[Bytes]) -> Vec<u8> {
     message
 }
 
-/// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.`
-fn unknown_subcommand_error(args: &[Bytes]) -> Vec<u8> {
-    let mut message = b"ERR unknown subcommand '".to_vec();
+/// `<opening>'<sub>'. Try <CMD> HELP.`: the two subcommand errors differ
+/// only in their opening words.
+fn subcommand_error(opening: &[u8], args: &[Bytes]) -> Vec<u8> {
+    let mut message = opening.to_vec();
+    message.push(b'\'');
     message.extend_from_slice(c_str_max(&args[1], 128));
     message.extend_from_slice(b"'. Try ");
     message.extend_from_slice(&c_str(&args[0]).to_ascii_uppercase());
@@ -227,14 +229,18 @@ fn unknown_subcommand_error(args: &[Bytes]) -> Vec<u8> {
     message
 }
 
+/// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.`
+fn unknown_subcommand_error(args: &[Bytes]) -> Vec<u8> {
+    subcommand_error(b"ERR unknown subcommand ", args)
+}
+
 /// `ERR unknown subcommand or wrong number of arguments for '<sub>'. Try
 /// <CMD> HELP.`, Redis's reply to a subcommand's bad arguments.
 pub(crate) fn subcommand_syntax_error(session: &mut Session, args: &[Bytes]) {
-    let mut message = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
-    message.extend_from_slice(c_str_max(&args[1], 128));
-    message.extend_from_slice(b"'. Try ");
-    message.extend_from_slice(&c_str(&args[0]).to_ascii_uppercase());
-    message.extend_from_slice(b" HELP.");
+    let message = subcommand_error(
+        b"ERR unknown subcommand or wrong number of arguments for ",
+        args,
+    );
     session.out.error(&message);
 }
 
