@@ -6,7 +6,7 @@
 //! `DBSIZE` is 0.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tannoy::glob_match;
@@ -396,32 +396,17 @@ fn info_section(session: &Session, name: &str) -> Option<String> {
         }
         "stats" => {
             s.push_str("# Stats\r\n");
+            let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
             field(
                 &mut s,
                 "total_connections_received",
-                stats.connections.load(Ordering::Relaxed),
+                load(&stats.connections),
             );
-            field(
-                &mut s,
-                "total_commands_processed",
-                stats.commands.load(Ordering::Relaxed),
-            );
+            field(&mut s, "total_commands_processed", load(&stats.commands));
             field(&mut s, "instantaneous_ops_per_sec", 0);
-            field(
-                &mut s,
-                "total_net_input_bytes",
-                stats.net_input.load(Ordering::Relaxed),
-            );
-            field(
-                &mut s,
-                "total_net_output_bytes",
-                stats.net_output.load(Ordering::Relaxed),
-            );
-            field(
-                &mut s,
-                "rejected_connections",
-                stats.rejected.load(Ordering::Relaxed),
-            );
+            field(&mut s, "total_net_input_bytes", load(&stats.net_input));
+            field(&mut s, "total_net_output_bytes", load(&stats.net_output));
+            field(&mut s, "rejected_connections", load(&stats.rejected));
             field(
                 &mut s,
                 "pubsub_channels",
@@ -436,7 +421,7 @@ fn info_section(session: &Session, name: &str) -> Option<String> {
             field(
                 &mut s,
                 "client_output_buffer_limit_disconnections",
-                stats.limit_disconnections.load(Ordering::Relaxed),
+                load(&stats.limit_disconnections),
             );
             let dropped: u64 = shared
                 .clients
@@ -447,7 +432,7 @@ fn info_section(session: &Session, name: &str) -> Option<String> {
             field(
                 &mut s,
                 "pubsub_dropped_messages",
-                dropped + stats.dropped.load(Ordering::Relaxed),
+                dropped + load(&stats.dropped),
             );
         }
         "replication" => {
