@@ -107,6 +107,14 @@ async fn push_connection(
     (con, rx)
 }
 
+/// A push's data as redis-rs gives it: bulk strings.
+fn bulks(items: &[&str]) -> Vec<Value> {
+    items
+        .iter()
+        .map(|item| Value::BulkString(item.as_bytes().to_vec()))
+        .collect()
+}
+
 /// The next push from `rx`, within `WAIT`.
 async fn next_push(
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
@@ -168,13 +176,7 @@ async fn resp3_pushes_on_a_multiplexed_connection() {
     loop {
         let push = next_push(&mut rx).await;
         if push.kind == PushKind::Message {
-            assert_eq!(
-                push.data,
-                [
-                    Value::BulkString(b"alerts".to_vec()),
-                    Value::BulkString(b"fire".to_vec())
-                ]
-            );
+            assert_eq!(push.data, bulks(&["alerts", "fire"]));
             break;
         }
     }
@@ -329,24 +331,11 @@ async fn tls_async_pubsub_and_resp3_pushes() {
         let push = next_push(&mut rx).await;
         match push.kind {
             PushKind::Message => {
-                assert_eq!(
-                    push.data,
-                    [
-                        Value::BulkString(b"alerts".to_vec()),
-                        Value::BulkString(b"fire".to_vec())
-                    ]
-                );
+                assert_eq!(push.data, bulks(&["alerts", "fire"]));
                 kinds.push("message");
             }
             PushKind::PMessage => {
-                assert_eq!(
-                    push.data,
-                    [
-                        Value::BulkString(b"al*".to_vec()),
-                        Value::BulkString(b"alerts".to_vec()),
-                        Value::BulkString(b"fire".to_vec())
-                    ]
-                );
+                assert_eq!(push.data, bulks(&["al*", "alerts", "fire"]));
                 kinds.push("pmessage");
             }
             _ => {}
