@@ -229,6 +229,12 @@ async fn accept_loop(
                     admit(&shared, stream, addr, local_addr, fd);
                     continue;
                 };
+                // Handshakes that finished (their connection admitted or
+                // refused) but that the loop has not reaped yet must not
+                // count as running: with `maxclients 1`, a second client
+                // would otherwise be dropped mid-handshake instead of
+                // getting Redis's "max number of clients reached".
+                while handshakes.try_join_next().is_some() {}
                 if handshakes.len() >= shared.config.maxclients() {
                     // As many handshakes running as clients allowed: close
                     // this one at once (dropping it) rather than queue it.
