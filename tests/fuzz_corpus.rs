@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tannoy::OverflowPolicy;
+use tannoy_test_support::corpus_files;
 
 #[path = "support/fuzz_checks.rs"]
 mod fuzz_checks;
@@ -44,24 +45,6 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
 }
 
-/// The files directly under `dir`, sorted; none if it does not exist.
-/// Dotfiles (such as a `.gitkeep`) are skipped.
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.expect("readable directory entry").path())
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 /// The message of a caught panic.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<String>() {
@@ -76,7 +59,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Runs `check` on each file under `dir`; returns how many ran and the
 /// failures, by file.
 fn replay_dir(dir: &Path, check: Check) -> (usize, Vec<String>) {
-    let files = files_in(dir);
+    let files = corpus_files(dir);
     let mut failures = Vec::new();
     for file in &files {
         let data = fs::read(file).expect("readable corpus file");

@@ -58,7 +58,7 @@
 //! target without `--bench`, as `cargo test --benches` does).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -69,6 +69,10 @@ use std::time::{Duration, Instant};
 use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
     criterion_main, measurement::WallTime,
+};
+use tannoy_test_support::{
+    cpu, find_on_path, find_redis_server, free_port, quick, redis_server_command, resp_request,
+    skip,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::runtime::Runtime;
@@ -96,45 +100,6 @@ const FANOUT_CHANNEL: &[u8] = b"bench:fanout";
 /// Longest any one step may take before the run is declared stuck.
 const STUCK: Duration = Duration::from_secs(60);
 
-/// Whether to run the smoke-sized version (see the module docs).
-fn quick() -> bool {
-    std::env::var_os("TANNOY_BENCH_QUICK").is_some_and(|v| v != "0")
-        || !std::env::args().any(|a| a == "--bench")
-}
-
-/// Whether a missing `redis-server` or `redis-benchmark` is a failure.
-fn required() -> bool {
-    std::env::var_os("TANNOY_REQUIRE_REDIS").is_some_and(|v| !v.is_empty() && v != "0")
-}
-
-/// The CPU's model name, family and model, as `lscpu` reports them (from
-/// `/proc/cpuinfo`), and the number of CPUs.
-fn cpu() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |key: &str| {
-        info.lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
-            .and_then(|l| l.split_once(':'))
-            .map_or_else(|| "?".to_owned(), |(_, v)| v.trim().to_owned())
-    };
-    format!(
-        "{} (family {}, model {}), {} CPUs",
-        field("model name"),
-        field("cpu family"),
-        field("model"),
-        thread::available_parallelism().map_or(0, |n| n.get())
-    )
-}
-
-/// A program on `PATH`, or in `/usr/bin`.
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
 /// The two programs the benchmark needs besides this crate's.
 struct Tools {
     /// `redis-server`.
@@ -146,23 +111,17 @@ struct Tools {
 impl Tools {
     /// Finds both, or says what is missing (and fails if that is required).
     fn find() -> Option<Tools> {
-        let redis_server = std::env::var_os("TANNOY_REDIS_SERVER")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| find_on_path("redis-server"));
+        let redis_server = find_redis_server();
         let redis_benchmark = find_on_path("redis-benchmark");
         match (redis_server, redis_benchmark) {
             (Some(redis_server), Some(redis_benchmark)) => Some(Tools {
                 redis_server,
                 redis_benchmark,
             }),
-            _ => {
-                let what = "redis-server or redis-benchmark not found (Debian packages \
-                            redis-server and redis-tools)";
-                assert!(!required(), "{what}, and TANNOY_REQUIRE_REDIS is set");
-                eprintln!("skipped: {what} (set TANNOY_REQUIRE_REDIS=1 to make this a failure)");
-                None
-            }
+            _ => skip(
+                "redis-server or redis-benchmark not found (Debian packages \
+                 redis-server and redis-tools)",
+            ),
         }
     }
 }
@@ -264,17 +223,11 @@ impl ServerProcess {
     /// One attempt at [`redis_with`](Self::redis_with), on one port (two
     /// with TLS).
     fn try_redis(binary: &Path, tls: Option<&TlsFiles>) -> Result<ServerProcess, String> {
-        let free_port = || {
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .map_err(|e| e.to_string())
-        };
-        let port = free_port()?;
+        let port = free_port().map_err(|e| e.to_string())?;
         let mut tls_args = Vec::new();
         let mut addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         if let Some(tls) = tls {
-            let tls_port = free_port()?;
+            let tls_port = free_port().map_err(|e| e.to_string())?;
             addr.set_port(tls_port);
             tls_args.extend(["--tls-port".into(), tls_port.to_string()]);
             for (flag, path) in [
@@ -289,17 +242,8 @@ impl ServerProcess {
         let dir =
             std::env::temp_dir().join(format!("tannoy-bench-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let child = Command::new(binary)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--logfile")
-            .arg(dir.join("redis.log"))
+        let child = redis_server_command(binary, port, &dir)
             .args(&tls_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
         let plaintext = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -688,17 +632,6 @@ fn message_frame_prefix() -> Vec<u8> {
     frame
 }
 
-/// A `RESP` request.
-fn request(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
 /// One subscriber connection's reader: checks and times every message.
 async fn subscriber(mut conn: Box<dyn AsyncConn>, shared: Arc<FanoutShared>) {
     let prefix = message_frame_prefix();
@@ -777,7 +710,7 @@ impl Fanout {
             done: Notify::new(),
             latencies: Mutex::new(Vec::new()),
         });
-        let subscribe = request(&[b"SUBSCRIBE", FANOUT_CHANNEL]);
+        let subscribe = resp_request(&[b"SUBSCRIBE", FANOUT_CHANNEL]);
         let mut confirmation = b"*3\r\n$9\r\nsubscribe\r\n".to_vec();
         confirmation.extend_from_slice(format!("${}\r\n", FANOUT_CHANNEL.len()).as_bytes());
         confirmation.extend_from_slice(FANOUT_CHANNEL);
@@ -826,7 +759,7 @@ impl Fanout {
                 payload[..8].copy_from_slice(&shared.now().to_le_bytes());
                 batch.clear();
                 for _ in 0..count {
-                    batch.extend_from_slice(&request(&[b"PUBLISH", FANOUT_CHANNEL, &payload]));
+                    batch.extend_from_slice(&resp_request(&[b"PUBLISH", FANOUT_CHANNEL, &payload]));
                 }
                 self.publisher.write_all(&batch).await.expect("PUBLISH");
                 // TLS: out of the session's buffer onto the socket.
@@ -1015,7 +948,7 @@ fn memory(
     let idle_later = server.rss();
     for (i, conn) in conns.iter_mut().enumerate() {
         let channel = format!("memory:{i}");
-        conn.write_all(&request(&[b"SUBSCRIBE", channel.as_bytes()]))
+        conn.write_all(&resp_request(&[b"SUBSCRIBE", channel.as_bytes()]))
             .expect("SUBSCRIBE");
         conn.flush().expect("SUBSCRIBE");
     }

@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+use tannoy_test_support::corpus_files;
+
 /// `fuzz/<kind>/request_decoder/` in this checkout.
 fn dir(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,34 +17,16 @@ fn dir(kind: &str) -> PathBuf {
         .join("request_decoder")
 }
 
-/// The files directly under `dir`, sorted; none if it does not exist.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 /// Every corpus file and saved artifact passes the decoder check.
 #[test]
 fn corpus_replays() {
-    let corpus = files(&dir("corpus"));
+    let corpus = corpus_files(&dir("corpus"));
     assert!(
         corpus.len() >= 10,
         "the seed corpus is missing: {:?}",
         dir("corpus")
     );
-    for path in corpus.iter().chain(&files(&dir("artifacts"))) {
+    for path in corpus.iter().chain(&corpus_files(&dir("artifacts"))) {
         let data = std::fs::read(path).expect("readable corpus file");
         let outcome = std::panic::catch_unwind(|| tannoy_server::check_decoder(&data));
         assert!(

@@ -11,6 +11,7 @@
 
 #![allow(
     dead_code,
+    unused_imports,
     reason = "shared by several test files, each using a subset"
 )]
 
@@ -20,56 +21,17 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Environment variable naming the `redis-server` binary.
-pub(crate) const SERVER_ENV: &str = "TANNOY_REDIS_SERVER";
-
-/// Environment variable that turns a missing binary into a failure.
-pub(crate) const REQUIRE_ENV: &str = "TANNOY_REQUIRE_REDIS";
+pub(crate) use tannoy_test_support::{REQUIRE_ENV, SERVER_ENV, find_on_path, required, skip};
+use tannoy_test_support::{find_redis_server, redis_server_command};
 
 /// How long a server may take to come up, or a test to see something
 /// happen: far beyond what a local server needs, short enough to fail
 /// instead of hanging.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Whether a missing dependency must fail the test.
-pub(crate) fn required() -> bool {
-    std::env::var_os(REQUIRE_ENV).is_some_and(|v| !v.is_empty() && v != "0")
-}
-
-/// Skips (returns `None` after one line on stderr) or, when
-/// [`REQUIRE_ENV`] is set, fails, for a missing `what`.
-pub(crate) fn skip<T>(what: &str) -> Option<T> {
-    if required() {
-        panic!("{what}, and {REQUIRE_ENV} is set");
-    }
-    eprintln!("skipped: {what} (set {REQUIRE_ENV}=1 to make this a failure)");
-    None
-}
-
-/// A program on `PATH`, or in `/usr/bin`.
-pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-/// The `redis-server` binary to run, if there is one.
-fn find_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(SERVER_ENV).filter(|p| !p.is_empty()) {
-        let path = PathBuf::from(path);
-        return path.is_file().then_some(path);
-    }
-    find_on_path("redis-server")
-}
-
 /// A free loopback port (free when asked; the server may race for it).
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    tannoy_test_support::free_port().expect("a free loopback port")
 }
 
 /// A free port whose cluster bus port (+10000) is free too.
@@ -128,7 +90,7 @@ impl RedisServer {
     /// Starts a server with `extra` arguments, TLS-only when `tls` names
     /// the certificates' directory.
     fn start_inner(extra: &[&str], tls: Option<PathBuf>) -> Option<RedisServer> {
-        let Some(binary) = find_binary() else {
+        let Some(binary) = find_redis_server() else {
             return skip("redis-server not found");
         };
         let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
@@ -161,17 +123,7 @@ impl RedisServer {
     /// Starts the process on `self.port` and waits until it answers.
     fn spawn(&mut self) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
-        let mut command = Command::new(&self.binary);
-        command
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--logfile")
-            .arg(self.dir.join("redis.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        let mut command = redis_server_command(&self.binary, self.port, &self.dir);
         let stderr = self.dir.join("stderr.log");
         if let Some(tls) = &self.tls {
             // The later --port wins: no plain port, TLS on ours. A build

@@ -11,65 +11,27 @@
 
 #![allow(
     dead_code,
+    unused_imports,
     reason = "shared by several test files, each using a subset"
 )]
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Environment variable naming the `redis-server` binary.
-pub(crate) const SERVER_ENV: &str = "TANNOY_REDIS_SERVER";
-
-/// Environment variable that turns a missing binary into a failure.
-pub(crate) const REQUIRE_ENV: &str = "TANNOY_REQUIRE_REDIS";
+/// Encodes a command as a RESP multibulk request.
+pub(crate) use tannoy_test_support::resp_request as encode;
+pub(crate) use tannoy_test_support::{
+    REQUIRE_ENV, SERVER_ENV, find_on_path, free_port, required, skip,
+};
+use tannoy_test_support::{find_redis_server, redis_server_command};
 
 /// How long one read may wait before the test fails: far beyond what a
 /// local server needs, short enough to fail instead of hanging.
 pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Whether a missing dependency must fail the test.
-pub(crate) fn required() -> bool {
-    std::env::var_os(REQUIRE_ENV).is_some_and(|v| !v.is_empty() && v != "0")
-}
-
-/// Skips (returns `None` after one line on stderr) or, when
-/// [`REQUIRE_ENV`] is set, fails, for a missing `what`.
-pub(crate) fn skip<T>(what: &str) -> Option<T> {
-    if required() {
-        panic!("{what}, and {REQUIRE_ENV} is set");
-    }
-    eprintln!("skipped: {what} (set {REQUIRE_ENV}=1 to make this a failure)");
-    None
-}
-
-/// The `redis-server` binary to run, if there is one.
-fn find_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(SERVER_ENV).filter(|p| !p.is_empty()) {
-        let path = PathBuf::from(path);
-        return path.is_file().then_some(path);
-    }
-    find_on_path("redis-server")
-}
-
-/// A program on `PATH`, or in `/usr/bin`.
-pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-/// A free loopback port (free when asked; the server may race for it).
-pub(crate) fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
 
 /// A `redis-server` process private to one test, on a loopback port, with
 /// nothing on disk. Dropping it kills it and removes its directory.
@@ -109,7 +71,7 @@ impl RedisServer {
 
     /// Starts, with a TLS port when `tls`.
     fn start_inner(extra: &[&str], tls: bool) -> Option<RedisServer> {
-        let Some(binary) = find_binary() else {
+        let Some(binary) = find_redis_server() else {
             return skip("redis-server not found");
         };
         let mut failure = String::new();
@@ -140,18 +102,9 @@ impl RedisServer {
         let dir =
             std::env::temp_dir().join(format!("tannoy-server-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let child = Command::new(binary)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--logfile")
-            .arg(dir.join("redis.log"))
+        let child = redis_server_command(binary, port, &dir)
             .args(extra)
             .args(&tls_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
         let password = extra
@@ -393,15 +346,4 @@ impl RawConn {
     pub(crate) fn is_closed(&self) -> bool {
         self.closed
     }
-}
-
-/// Encodes a command as a RESP multibulk request.
-pub(crate) fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
