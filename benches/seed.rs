@@ -79,6 +79,7 @@ use criterion::{
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tannoy::{Broker, Subscriber, TryRecvError};
+use tannoy_test_support::{cpu, quick};
 
 #[path = "support/workload.rs"]
 mod workload;
@@ -127,32 +128,6 @@ fn heap() -> i64 {
 fn allocations() -> u64 {
     let stats = GLOBAL.stats();
     (stats.allocations + stats.reallocations) as u64
-}
-
-/// Whether to run the smoke test: `TANNOY_BENCH_QUICK` asks for it, and
-/// so does running without `--bench` (`cargo test --benches`, where
-/// criterion runs each benchmark once to see that it works).
-fn quick() -> bool {
-    std::env::var_os("TANNOY_BENCH_QUICK").is_some_and(|v| v != "0")
-        || !std::env::args().any(|a| a == "--bench")
-}
-
-/// The CPU's model name, family and model from `/proc/cpuinfo`.
-fn cpu() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |key: &str| {
-        info.lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
-            .and_then(|l| l.split_once(':'))
-            .map_or_else(|| "?".to_string(), |(_, v)| v.trim().to_string())
-    };
-    format!(
-        "{} (family {}, model {}), {} CPUs",
-        field("model name"),
-        field("cpu family"),
-        field("model"),
-        thread::available_parallelism().map_or(0, |n| n.get())
-    )
 }
 
 /// Per sampled subscriber, what arrived last, to check order.
@@ -270,36 +245,15 @@ impl Side for Tannoy {
     }
 
     fn drain(sub: &mut Subscriber) -> Drained {
-        let mut received = 0;
-        loop {
-            match sub.try_recv() {
-                Ok(message) => {
-                    black_box(message);
-                    received += 1;
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(e) => panic!("tannoy: try_recv failed during the run: {e}"),
-            }
-        }
-        Drained { received, lost: 0 }
+        drain_tannoy(sub, |_| {})
     }
 
     fn drain_checked(sub: &mut Subscriber, check: &mut OrderCheck) -> Drained {
-        let mut received = 0;
-        loop {
-            match sub.try_recv() {
-                Ok(message) => {
-                    let stream = usize::from(message.pattern().is_some());
-                    let (publisher, index) = check.stream("tannoy", stream, message.payload());
-                    check.across(publisher, index, message.seq());
-                    black_box(message);
-                    received += 1;
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(e) => panic!("tannoy: try_recv failed during the run: {e}"),
-            }
-        }
-        Drained { received, lost: 0 }
+        drain_tannoy(sub, |message| {
+            let stream = usize::from(message.pattern().is_some());
+            let (publisher, index) = check.stream("tannoy", stream, message.payload());
+            check.across(publisher, index, message.seq());
+        })
     }
 
     fn lost_and_queued(sub: &Subscriber) -> (u64, u64) {
@@ -329,44 +283,13 @@ impl<L: PeerLock<PeerState>> Side for Peer<L> {
     }
 
     fn drain(sub: &mut PeerSubscriber) -> Drained {
-        let mut drained = Drained::default();
-        for rx in &mut sub.receivers {
-            loop {
-                match rx.try_recv() {
-                    Ok(payload) => {
-                        black_box(payload);
-                        drained.received += 1;
-                    }
-                    Err(tokio::sync::broadcast::error::TryRecvError::Empty) => break,
-                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
-                        drained.lost += n;
-                    }
-                    Err(e) => panic!("peer: try_recv failed during the run: {e}"),
-                }
-            }
-        }
-        drained
+        drain_peer(sub, |_, _| {})
     }
 
     fn drain_checked(sub: &mut PeerSubscriber, check: &mut OrderCheck) -> Drained {
-        let mut drained = Drained::default();
-        for (stream, rx) in sub.receivers.iter_mut().enumerate() {
-            loop {
-                match rx.try_recv() {
-                    Ok(payload) => {
-                        check.stream("peer", stream, &payload);
-                        black_box(payload);
-                        drained.received += 1;
-                    }
-                    Err(tokio::sync::broadcast::error::TryRecvError::Empty) => break,
-                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
-                        drained.lost += n;
-                    }
-                    Err(e) => panic!("peer: try_recv failed during the run: {e}"),
-                }
-            }
-        }
-        drained
+        drain_peer(sub, |stream, payload| {
+            check.stream("peer", stream, payload);
+        })
     }
 
     fn lost_and_queued(sub: &PeerSubscriber) -> (u64, u64) {
@@ -376,6 +299,47 @@ impl<L: PeerLock<PeerState>> Side for Peer<L> {
     fn streams(sub: &PeerSubscriber) -> usize {
         sub.receivers.len()
     }
+}
+
+/// Receives everything queued for a tannoy subscriber, showing each
+/// message to `seen` first.
+fn drain_tannoy(sub: &mut Subscriber, mut seen: impl FnMut(&tannoy::Message)) -> Drained {
+    let mut received = 0;
+    loop {
+        match sub.try_recv() {
+            Ok(message) => {
+                seen(&message);
+                black_box(message);
+                received += 1;
+            }
+            Err(TryRecvError::Empty) => break,
+            Err(e) => panic!("tannoy: try_recv failed during the run: {e}"),
+        }
+    }
+    Drained { received, lost: 0 }
+}
+
+/// Receives everything queued in each of a peer subscriber's receivers,
+/// showing each payload to `seen` with its receiver's index first, and
+/// counts what the receivers lagged past.
+fn drain_peer(sub: &mut PeerSubscriber, mut seen: impl FnMut(usize, &[u8])) -> Drained {
+    use tokio::sync::broadcast::error::TryRecvError;
+    let mut drained = Drained::default();
+    for (stream, rx) in sub.receivers.iter_mut().enumerate() {
+        loop {
+            match rx.try_recv() {
+                Ok(payload) => {
+                    seen(stream, &payload);
+                    black_box(payload);
+                    drained.received += 1;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Lagged(n)) => drained.lost += n,
+                Err(e) => panic!("peer: try_recv failed during the run: {e}"),
+            }
+        }
+    }
+    drained
 }
 
 /// An atomic on its own cache line (two, against adjacent-line prefetch),

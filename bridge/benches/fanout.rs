@@ -64,6 +64,7 @@ use redis::aio::MultiplexedConnection;
 use support::{RedisServer, info_field};
 use tannoy::Broker;
 use tannoy_redis::Bridge;
+use tannoy_test_support::{cpu, quick};
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -137,31 +138,6 @@ fn sizes() -> Vec<usize> {
             .collect(),
         Err(_) => SUBSCRIBERS.to_vec(),
     }
-}
-
-/// Whether to run the smoke test: `TANNOY_BENCH_QUICK` asks for it, and
-/// so does running without `--bench` (`cargo test --benches`).
-fn quick() -> bool {
-    std::env::var_os("TANNOY_BENCH_QUICK").is_some_and(|v| v != "0")
-        || !std::env::args().any(|a| a == "--bench")
-}
-
-/// The CPU's model name, family and model from `/proc/cpuinfo`.
-fn cpu() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |key: &str| {
-        info.lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
-            .and_then(|l| l.split_once(':'))
-            .map_or_else(|| "?".to_string(), |(_, v)| v.trim().to_string())
-    };
-    format!(
-        "{} (family {}, model {}), {} CPUs",
-        field("model name"),
-        field("cpu family"),
-        field("model"),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    )
 }
 
 /// What every receiving task reports to: deliveries so far, a wake-up for
@@ -353,8 +329,41 @@ impl Fleet {
 
     /// Publishes one message and waits until every receiver has it.
     async fn round(&self, publisher: &mut MultiplexedConnection, payload: &mut [u8; PAYLOAD]) {
-        let target = self.probe.delivered.load(Ordering::Acquire) + self.receivers as u64;
+        let target = self.announce(1);
+        self.publish(publisher, payload).await;
+        self.wait_for(target, "a publish").await;
+    }
+
+    /// Publishes `messages` messages at [`CADENCE`], each awaiting its
+    /// reply only, then waits until every receiver has them all.
+    async fn stream(
+        &self,
+        publisher: &mut MultiplexedConnection,
+        payload: &mut [u8; PAYLOAD],
+        messages: u64,
+    ) {
+        let target = self.announce(messages);
+        let mut ticks = tokio::time::interval(CADENCE);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        for _ in 0..messages {
+            ticks.tick().await;
+            self.publish(publisher, payload).await;
+        }
+        self.wait_for(target, "a stream of publishes").await;
+    }
+
+    /// Tells the probe that `messages` more messages are to reach every
+    /// receiver; returns the delivery count that makes them all delivered.
+    fn announce(&self, messages: u64) -> u64 {
+        let target =
+            self.probe.delivered.load(Ordering::Acquire) + messages * self.receivers as u64;
         self.probe.target.store(target, Ordering::Release);
+        target
+    }
+
+    /// Publishes `payload` stamped with its send time, and checks that
+    /// PUBLISH counted every upstream subscription.
+    async fn publish(&self, publisher: &mut MultiplexedConnection, payload: &mut [u8; PAYLOAD]) {
         let sent = self.probe.base.elapsed().as_nanos() as u64;
         payload[..8].copy_from_slice(&sent.to_le_bytes());
         let count: usize = redis::cmd("PUBLISH")
@@ -369,57 +378,18 @@ impl Fleet {
             "{}: PUBLISH's count",
             self.side.name()
         );
-        let deadline = tokio::time::Instant::now() + STUCK;
-        while self.probe.delivered.load(Ordering::Acquire) < target {
-            tokio::time::timeout_at(deadline, self.probe.reached.notified())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "{} with {}: a publish did not reach everyone in {STUCK:?}",
-                        self.side.name(),
-                        self.subscribers
-                    )
-                });
-        }
     }
 
-    /// Publishes `messages` messages at [`CADENCE`], each awaiting its
-    /// reply only, then waits until every receiver has them all.
-    async fn stream(
-        &self,
-        publisher: &mut MultiplexedConnection,
-        payload: &mut [u8; PAYLOAD],
-        messages: u64,
-    ) {
-        let target =
-            self.probe.delivered.load(Ordering::Acquire) + messages * self.receivers as u64;
-        self.probe.target.store(target, Ordering::Release);
-        let mut ticks = tokio::time::interval(CADENCE);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        for _ in 0..messages {
-            ticks.tick().await;
-            let sent = self.probe.base.elapsed().as_nanos() as u64;
-            payload[..8].copy_from_slice(&sent.to_le_bytes());
-            let count: usize = redis::cmd("PUBLISH")
-                .arg(self.side.channel())
-                .arg(&payload[..])
-                .query_async(publisher)
-                .await
-                .expect("published");
-            assert_eq!(
-                count,
-                self.upstream,
-                "{}: PUBLISH's count",
-                self.side.name()
-            );
-        }
+    /// Waits until the deliveries reach `target`, failing with `what` if
+    /// that takes longer than [`STUCK`].
+    async fn wait_for(&self, target: u64, what: &str) {
         let deadline = tokio::time::Instant::now() + STUCK;
         while self.probe.delivered.load(Ordering::Acquire) < target {
             tokio::time::timeout_at(deadline, self.probe.reached.notified())
                 .await
                 .unwrap_or_else(|_| {
                     panic!(
-                        "{} with {}: a stream of publishes did not reach everyone in {STUCK:?}",
+                        "{} with {}: {what} did not reach everyone in {STUCK:?}",
                         self.side.name(),
                         self.subscribers
                     )
