@@ -24,72 +24,21 @@ mod websocket_example;
 #[path = "../../bridge/tests/support/redis.rs"]
 mod support;
 
+mod common;
+
 use std::collections::HashMap;
-use std::future::IntoFuture;
-use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use common::{Client, Serving, close, connect, next_json, within};
 use serde_json::{Value, json};
-use support::{PATIENCE, RedisServer};
+use support::RedisServer;
 use tannoy::Broker;
 use tannoy_redis::{Bridge, GAP_CHANNEL, State};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio::time::timeout;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message as Frame;
 use websocket_example::{AI_PATTERN, Hub, PREDICTIONS};
-
-/// A WebSocket client.
-type Client = WebSocketStream<TcpStream>;
-
-/// Awaits `future`, failing the test if it takes longer than [`PATIENCE`].
-async fn within<F: IntoFuture>(what: &str, future: F) -> F::Output {
-    timeout(PATIENCE, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// Connects a WebSocket client to `path` on `addr`.
-async fn connect(addr: SocketAddr, path: &str) -> Client {
-    let stream = within("a TCP connection", TcpStream::connect(addr))
-        .await
-        .expect("TCP connect");
-    let url = format!("ws://{addr}{path}");
-    let (client, _response) = within(
-        "the WebSocket handshake",
-        tokio_tungstenite::client_async(url, stream),
-    )
-    .await
-    .expect("WebSocket handshake");
-    client
-}
-
-/// Receives the next text frame, skipping pings, as JSON.
-async fn next_json(client: &mut Client) -> Value {
-    loop {
-        match within("a frame", client.next()).await {
-            Some(Ok(Frame::Text(text))) => {
-                return serde_json::from_str(&text).expect("frames are JSON");
-            }
-            Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => {}
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
-}
-
-/// Closes a client with the close handshake.
-async fn close(mut client: Client) {
-    within("the close frame", client.close(None))
-        .await
-        .expect("close");
-}
 
 /// The example's server, bridged to Redis, on an ephemeral loopback port.
 struct Server {
@@ -97,10 +46,8 @@ struct Server {
     addr: SocketAddr,
     /// Its broker and bridge.
     hub: Hub,
-    /// Starts graceful shutdown when sent to (or dropped).
-    shutdown: oneshot::Sender<()>,
     /// The serving task.
-    task: JoinHandle<io::Result<()>>,
+    serving: Serving,
 }
 
 impl Server {
@@ -116,19 +63,11 @@ impl Server {
             .await
             .expect("the bridge starts");
         let hub = Hub::bridged(bridge);
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("bind a loopback port");
-        let addr = listener.local_addr().expect("bound address");
-        let (shutdown, signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(websocket_example::serve(listener, hub.clone(), async {
-            let _ = signal.await;
-        }));
+        let serving = Serving::start(hub.clone()).await;
         Self {
-            addr,
+            addr: serving.addr,
             hub,
-            shutdown,
-            task,
+            serving,
         }
     }
 
@@ -167,11 +106,7 @@ impl Server {
     /// Shuts the server down: closing its broker ends every WebSocket and
     /// stops its bridge.
     async fn stop(self) {
-        let _ = self.shutdown.send(());
-        within("the server to stop", self.task)
-            .await
-            .expect("server task panicked")
-            .expect("server failed");
+        self.serving.stop().await;
         assert!(self.hub.broker.is_closed(), "shutdown closes the broker");
         let bridge = self.hub.bridge.as_deref().expect("a bridged server");
         let mut status = bridge.status_watch();

@@ -16,28 +16,19 @@
 )]
 mod websocket_example;
 
-use std::future::IntoFuture;
-use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+mod common;
+
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::{Serving, close, connect, connect_with_recv_buffer, next_json, within};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tannoy::{Broker, MessageKind};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio::time::timeout;
-use tokio_tungstenite::WebSocketStream;
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use websocket_example::{AI_PATTERN, PREDICTIONS, QUEUE_CAPACITY};
-
-/// Bounds every await that could hang, so a bug fails instead of hanging.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// A WebSocket client.
-type Client = WebSocketStream<TcpStream>;
 
 /// The example's server running on an ephemeral loopback port.
 struct Server {
@@ -45,49 +36,27 @@ struct Server {
     addr: SocketAddr,
     /// The broker it forwards from; the test publishes through it.
     broker: Broker,
-    /// Starts graceful shutdown when sent to (or dropped).
-    shutdown: oneshot::Sender<()>,
-    /// The serving task; ends once shutdown has completed.
-    task: JoinHandle<io::Result<()>>,
+    /// The serving task.
+    serving: Serving,
 }
 
 impl Server {
     /// Starts the example's server with a fresh broker on `127.0.0.1:0`.
     async fn start() -> Self {
         let broker = Broker::new();
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("bind a loopback port");
-        let addr = listener.local_addr().expect("bound address");
-        let (shutdown, signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(websocket_example::serve(listener, broker.clone(), async {
-            // Sent or dropped: either way, shut down.
-            let _ = signal.await;
-        }));
+        let serving = Serving::start(broker.clone()).await;
         Self {
-            addr,
+            addr: serving.addr,
             broker,
-            shutdown,
-            task,
+            serving,
         }
     }
 
     /// Shuts the server down and waits for it to finish.
     async fn stop(self) {
-        let _ = self.shutdown.send(());
-        within("the server to stop", self.task)
-            .await
-            .expect("server task panicked")
-            .expect("server failed");
+        self.serving.stop().await;
         assert!(self.broker.is_closed(), "shutdown closes the broker");
     }
-}
-
-/// Awaits `future`, failing the test if it takes longer than [`PATIENCE`].
-async fn within<F: IntoFuture>(what: &str, future: F) -> F::Output {
-    timeout(PATIENCE, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
 /// Waits (boundedly) until `condition` holds, checking every few
@@ -99,44 +68,6 @@ async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
         }
     })
     .await;
-}
-
-/// Connects a WebSocket client to `path` on the server.
-async fn connect(server: &Server, path: &str) -> Client {
-    connect_with_recv_buffer(server, path, None).await
-}
-
-/// Connects a WebSocket client to `path`, optionally fixing its TCP
-/// receive buffer (which also turns off the kernel's auto-tuning of it).
-async fn connect_with_recv_buffer(server: &Server, path: &str, size: Option<u32>) -> Client {
-    let socket = TcpSocket::new_v4().expect("TCP socket");
-    if let Some(size) = size {
-        socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
-    }
-    let stream = within("a TCP connection", socket.connect(server.addr))
-        .await
-        .expect("TCP connect");
-    let url = format!("ws://{}{path}", server.addr);
-    let (client, _response) = within(
-        "the WebSocket handshake",
-        tokio_tungstenite::client_async(url, stream),
-    )
-    .await
-    .expect("WebSocket handshake");
-    client
-}
-
-/// Receives the next text frame, skipping pings, as JSON.
-async fn next_json(client: &mut Client) -> Value {
-    loop {
-        match within("a frame", client.next()).await {
-            Some(Ok(Frame::Text(text))) => {
-                return serde_json::from_str(&text).expect("frames are JSON");
-            }
-            Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => {}
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
 }
 
 /// How many connections the server holds subscribed to [`PREDICTIONS`].
@@ -151,8 +82,8 @@ fn prediction_subscribers(broker: &Broker) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_connection_gets_its_subscriptions_as_json() {
     let server = Server::start().await;
-    let mut alice = connect(&server, "/ws/alice").await;
-    let mut bob = connect(&server, "/ws/bob?patterns=true").await;
+    let mut alice = connect(server.addr, "/ws/alice").await;
+    let mut bob = connect(server.addr, "/ws/bob?patterns=true").await;
     // The server subscribes before answering the handshake, so no waiting.
     assert_eq!(prediction_subscribers(&server.broker), 2);
     assert_eq!(server.broker.numpat(), 1);
@@ -191,10 +122,8 @@ async fn each_connection_gets_its_subscriptions_as_json() {
         assert_eq!(next_json(&mut bob).await, expected);
     }
 
-    within("alice's close", alice.close(None))
-        .await
-        .expect("close");
-    within("bob's close", bob.close(None)).await.expect("close");
+    close(alice).await;
+    close(bob).await;
     server.stop().await;
 }
 
@@ -205,8 +134,8 @@ async fn each_connection_gets_its_subscriptions_as_json() {
 async fn a_closed_socket_is_unsubscribed_promptly_while_idle() {
     let server = Server::start().await;
     let broker = server.broker.clone();
-    let mut polite = connect(&server, "/ws/polite").await;
-    let abrupt = connect(&server, "/ws/abrupt?patterns=true").await;
+    let mut polite = connect(server.addr, "/ws/polite").await;
+    let abrupt = connect(server.addr, "/ws/abrupt?patterns=true").await;
     assert_eq!(prediction_subscribers(&broker), 2);
     assert_eq!(broker.numpat(), 1);
 
@@ -259,9 +188,9 @@ async fn a_stalled_client_drops_its_oldest_and_slows_no_one() {
 
     let server = Server::start().await;
     let broker = server.broker.clone();
-    let mut reader = connect(&server, "/ws/reader").await;
+    let mut reader = connect(server.addr, "/ws/reader").await;
     let mut stalled =
-        connect_with_recv_buffer(&server, "/ws/stalled?patterns=true", Some(64 * 1024)).await;
+        connect_with_recv_buffer(server.addr, "/ws/stalled?patterns=true", Some(64 * 1024)).await;
     assert_eq!(prediction_subscribers(&broker), 2);
 
     let prediction = |i: u64| format!(r#"{{"conversation":"c-{i}","score":0.5}}"#);
@@ -320,12 +249,8 @@ async fn a_stalled_client_drops_its_oldest_and_slows_no_one() {
         "the stalled client got {received} of {addressed}"
     );
 
-    within("reader's close", reader.close(None))
-        .await
-        .expect("close");
-    within("stalled's close", stalled.close(None))
-        .await
-        .expect("close");
+    close(reader).await;
+    close(stalled).await;
     server.stop().await;
 }
 
@@ -337,7 +262,7 @@ async fn shutdown_ends_every_connection_and_the_server() {
     let server = Server::start().await;
     let broker = server.broker.clone();
     let addr = server.addr;
-    let mut client = connect(&server, "/ws/carol?patterns=1").await;
+    let mut client = connect(server.addr, "/ws/carol?patterns=1").await;
     assert_eq!(broker.numpat(), 1);
 
     server.stop().await;
