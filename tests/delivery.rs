@@ -1,6 +1,8 @@
 //! Delivery: who receives what, as which kind of message, in which order,
 //! and what `publish` / `spublish` return (semantics spec §3 and §6).
 
+#[path = "support/drain.rs"]
+mod drain;
 #[path = "support/watchdog.rs"]
 mod watchdog;
 
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use drain::drain_as;
 use tannoy::{
     Broker, BrokerBuilder, Bytes, Message, MessageKind, OverflowPolicy, Subscriber, TryRecvError,
 };
@@ -49,14 +52,7 @@ fn smessage(channel: &[u8], payload: &[u8]) -> Got {
 
 /// Everything queued for `sub` right now, oldest first.
 fn drain(sub: &Subscriber) -> Vec<Got> {
-    let mut out = Vec::new();
-    loop {
-        match sub.try_recv() {
-            Ok(msg) => out.push(got(&msg)),
-            Err(TryRecvError::Empty) => return out,
-            Err(err) => panic!("unexpected receive error: {err:?}"),
-        }
-    }
+    drain_as(sub, got)
 }
 
 /// An exact subscriber receives a `Message` naming the channel, with no

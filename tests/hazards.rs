@@ -298,7 +298,7 @@ impl Scene {
 
 /// Runs `case` once for every policy and action, each on its own guarded
 /// thread, naming the path and the case if it deadlocks.
-fn for_every_case(path: &str, case: fn(OverflowPolicy, Action)) {
+fn for_every_case(path: &str, case: impl Fn(OverflowPolicy, Action) + Copy + Send + 'static) {
     for policy in POLICIES {
         for action in ACTIONS {
             guarded(
@@ -309,6 +309,17 @@ fn for_every_case(path: &str, case: fn(OverflowPolicy, Action)) {
     }
 }
 
+/// Runs `case` in a fresh [`Scene`] for every policy and action (see
+/// [`for_every_case`]), with the scene's broker and subscriber under test
+/// at hand, then [`finish`](Scene::finish)es the scene.
+fn in_every_scene(path: &str, case: fn(&Scene, &Broker<Hook>, &Subscriber<Hook>)) {
+    for_every_case(path, move |policy, action| {
+        let scene = Scene::new(policy, action);
+        case(&scene, &scene.broker, &scene.victim);
+        scene.finish();
+    });
+}
+
 /// `unsubscribe` runs no payload's `Drop` under a lock: with a channel
 /// whose last message was received and dropped, another whose message is
 /// unread, and a full queue, unsubscribing from both completes, and every
@@ -316,9 +327,7 @@ fn for_every_case(path: &str, case: fn(OverflowPolicy, Action)) {
 /// full subscriber, or re-subscribing that very subscriber).
 #[test]
 fn payload_drop_may_use_the_broker_during_unsubscribe() {
-    for_every_case("unsubscribe", |policy, action| {
-        let scene = Scene::new(policy, action);
-        let (broker, victim) = (&scene.broker, &scene.victim);
+    in_every_scene("unsubscribe", |scene, broker, victim| {
         victim.subscribe(["u", "u2"]);
         broker.publish("u", scene.hazard());
         broker.publish("u", scene.hazard());
@@ -327,7 +336,6 @@ fn payload_drop_may_use_the_broker_during_unsubscribe() {
         broker.publish("u2", scene.hazard());
         scene.fill("d");
         victim.unsubscribe(["u", "u2"]);
-        scene.finish();
     });
 }
 
@@ -337,9 +345,7 @@ fn payload_drop_may_use_the_broker_during_unsubscribe() {
 /// payload is dropped exactly once.
 #[test]
 fn payload_drop_may_use_the_broker_during_punsubscribe() {
-    for_every_case("punsubscribe", |policy, action| {
-        let scene = Scene::new(policy, action);
-        let (broker, victim) = (&scene.broker, &scene.victim);
+    in_every_scene("punsubscribe", |scene, broker, victim| {
         victim.psubscribe(["u*", "k*"]);
         broker.publish("u1", scene.hazard());
         assert_eq!(scene.drain(), 1);
@@ -348,7 +354,6 @@ fn payload_drop_may_use_the_broker_during_punsubscribe() {
         scene.fill("d");
         victim.punsubscribe(["u*"]);
         victim.punsubscribe(ALL);
-        scene.finish();
     });
 }
 
@@ -356,9 +361,7 @@ fn payload_drop_may_use_the_broker_during_punsubscribe() {
 /// `unsubscribe`, with shard channels.
 #[test]
 fn payload_drop_may_use_the_broker_during_sunsubscribe() {
-    for_every_case("sunsubscribe", |policy, action| {
-        let scene = Scene::new(policy, action);
-        let (broker, victim) = (&scene.broker, &scene.victim);
+    in_every_scene("sunsubscribe", |scene, broker, victim| {
         victim.ssubscribe(["u", "u2"]);
         broker.spublish("u", scene.hazard());
         broker.spublish("u", scene.hazard());
@@ -368,7 +371,6 @@ fn payload_drop_may_use_the_broker_during_sunsubscribe() {
         scene.fill_shard("d");
         victim.sunsubscribe(["u"]);
         victim.sunsubscribe(ALL);
-        scene.finish();
     });
 }
 
@@ -378,9 +380,7 @@ fn payload_drop_may_use_the_broker_during_sunsubscribe() {
 /// dropped while its payloads publish into the channels it is leaving.
 #[test]
 fn payload_drop_may_use_the_broker_while_a_subscriber_drops() {
-    for_every_case("Subscriber drop", |policy, action| {
-        let scene = Scene::new(policy, action);
-        let (broker, victim) = (&scene.broker, &scene.victim);
+    in_every_scene("Subscriber drop", |scene, broker, victim| {
         victim.subscribe(["u"]);
         victim.psubscribe(["k*"]);
         broker.publish("u", scene.hazard());
@@ -391,7 +391,6 @@ fn payload_drop_may_use_the_broker_while_a_subscriber_drops() {
         victim.ssubscribe(["d", "u2"]);
         broker.spublish("u2", scene.hazard());
         scene.fill_shard("d");
-        scene.finish();
     });
 }
 
@@ -402,9 +401,7 @@ fn payload_drop_may_use_the_broker_while_a_subscriber_drops() {
 /// channel and subscriber, or re-subscribe it.
 #[test]
 fn payload_drop_may_use_the_broker_during_eviction_at_publish() {
-    for_every_case("eviction at publish", |policy, action| {
-        let scene = Scene::new(policy, action);
-        let (broker, victim) = (&scene.broker, &scene.victim);
+    in_every_scene("eviction at publish", |scene, broker, victim| {
         victim.subscribe(["u", "d"]);
         victim.psubscribe(["u*"]);
         for _ in 0..3 * CAPACITY {
@@ -416,7 +413,6 @@ fn payload_drop_may_use_the_broker_during_eviction_at_publish() {
         // dropped everything else.
         let held = scene.tally.copies() - scene.tally.fired();
         assert!(held <= 2 * CAPACITY, "{held} armed copies held");
-        scene.finish();
     });
 }
 
@@ -468,9 +464,7 @@ fn payload_drop_may_use_the_broker_during_a_receive_side_capacity_drop() {
 /// broker (publishes return 0) without harm.
 #[test]
 fn payload_drop_may_use_the_broker_during_and_after_close() {
-    for_every_case("close", |policy, action| {
-        let scene = Scene::new(policy, action);
-        let (broker, victim) = (&scene.broker, &scene.victim);
+    in_every_scene("close", |scene, broker, victim| {
         victim.subscribe(["u"]);
         victim.psubscribe(["u*"]);
         broker.publish("u", scene.hazard());
@@ -481,7 +475,6 @@ fn payload_drop_may_use_the_broker_during_and_after_close() {
         assert_eq!(broker.publish("u", scene.hazard()), 0);
         assert_eq!(victim.iter().filter(|m| m.payload().is_armed()).count(), 2);
         assert_eq!(victim.try_recv().unwrap_err(), TryRecvError::Closed);
-        scene.finish();
     });
 }
 
@@ -528,9 +521,7 @@ type PublishFn = fn(&Broker<Hook>, Hook) -> usize;
 /// with no lock held, so that `Drop` may use the broker.
 #[test]
 fn payload_drop_may_use_the_broker_when_a_message_drops() {
-    for_every_case("Message drop", |policy, action| {
-        let scene = Scene::new(policy, action);
-        let (broker, victim) = (&scene.broker, &scene.victim);
+    in_every_scene("Message drop", |scene, broker, victim| {
         victim.subscribe(["u"]);
         victim.ssubscribe(["u"]);
         victim.psubscribe(["p*"]);
@@ -552,7 +543,6 @@ fn payload_drop_may_use_the_broker_when_a_message_drops() {
             );
             assert_eq!(scene.drain(), 0);
         }
-        scene.finish();
     });
 }
 

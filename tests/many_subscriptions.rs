@@ -6,6 +6,8 @@
 //! every receive, so these tests cover that path: every subscriber here
 //! holds far more subscriptions than the point where it switches.
 
+#[path = "support/drain.rs"]
+mod drain;
 #[path = "support/watchdog.rs"]
 mod watchdog;
 
@@ -17,8 +19,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::Duration;
 
+use drain::drain_as;
 use proptest::prelude::*;
-use tannoy::{Broker, Message, OverflowPolicy, Subscriber, TryRecvError};
+use tannoy::{Broker, Message, OverflowPolicy, Subscriber};
 
 /// Channels the tests pick from: far more than a subscriber needs to be
 /// one "of many feeds".
@@ -43,16 +46,9 @@ fn got(msg: &Message) -> Got {
     )
 }
 
-/// Everything `sub` can receive now.
+/// Everything queued for `sub` right now, oldest first.
 fn drain(sub: &Subscriber) -> Vec<Got> {
-    let mut out = Vec::new();
-    loop {
-        match sub.try_recv() {
-            Ok(msg) => out.push(got(&msg)),
-            Err(TryRecvError::Empty) => return out,
-            Err(err) => panic!("try_recv failed: {err}"),
-        }
-    }
+    drain_as(sub, got)
 }
 
 /// One step of a single-threaded run.

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use differential::{Differential, Kind, Stats};
 use proptest::test_runner::{Config, TestRunner};
-use redis_support::{Push, REQUIRE_ENV, redis_or_skip, rerun_without_server};
+use redis_support::{AWKWARD_NAMES, Push, REQUIRE_ENV, redis_or_skip, rerun_without_server};
 
 /// An unsubscribe confirmation as the driver returns it.
 fn unsub(name: Option<&[u8]>, count: i64) -> (Option<Vec<u8>>, i64) {
@@ -519,17 +519,7 @@ fn binary_names_and_payloads_agree() {
     let Some(server) = redis_or_skip() else {
         return;
     };
-    let weird: [&[u8]; 9] = [
-        b"",
-        b"\x00",
-        b"a\r\nb",
-        b"\r\n*1\r\n$1\r\n",
-        b"\xff\x80\xc3\xa9",
-        b"[x]",
-        b"a[b",
-        b"*?\\",
-        b" ",
-    ];
+    let weird = AWKWARD_NAMES;
     let mut d = Differential::new(&server, 2);
     assert_eq!(
         d.subscribe(0, Kind::Channel, &weird),

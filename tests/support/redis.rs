@@ -413,6 +413,22 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Channel names and payloads that a byte-exact client and server must
+/// carry intact: empty, NUL, CR/LF, RESP-looking text, bytes 0x80 and
+/// above, brackets (a bracket never closed among them) and glob
+/// metacharacters, and a space. The NUL name is at index 1.
+pub(crate) const AWKWARD_NAMES: [&[u8]; 9] = [
+    b"",
+    b"\x00",
+    b"a\r\nb",
+    b"\r\n*1\r\n$1\r\n",
+    b"\xff\x80\xc3\xa9",
+    b"[x]",
+    b"a[b",
+    b"*?\\",
+    b" ",
+];
+
 /// Renders bytes as an escaped byte-string literal, for messages.
 pub(crate) fn show(bytes: &[u8]) -> String {
     format!("b\"{}\"", bytes.escape_ascii())
