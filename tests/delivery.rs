@@ -628,3 +628,34 @@ fn every_subscriber_gets_every_message_with_its_own_seq() {
         assert_eq!(l.seq(), i as u64);
     }
 }
+
+/// A receiver blocked in `recv` is still woken by the channel's next
+/// publish after another subscriber of that channel leaves it: a channel
+/// forgets the departing subscriber's wake-up, not the others'.
+#[test]
+fn a_blocked_receiver_is_woken_after_another_subscriber_leaves() {
+    watchdog::guarded(Duration::from_secs(60), "recv never woke", || {
+        let broker = Broker::new();
+        let waiting = broker.subscriber();
+        waiting.subscribe(["c"]);
+        for round in 0..20usize {
+            let leaving = broker.subscriber();
+            leaving.subscribe(["c"]);
+            thread::scope(|scope| {
+                let receiver = scope.spawn(|| waiting.recv().map(|m| m.payload().to_vec()));
+                // Time for the receiver to park, so that it waits on the
+                // channel when `leaving` leaves it (not needed for the
+                // message to arrive, only for the test to test the wake).
+                thread::sleep(Duration::from_millis(20));
+                if round % 2 == 0 {
+                    leaving.unsubscribe(["c"]);
+                } else {
+                    drop(leaving);
+                }
+                broker.publish("c", format!("{round}"));
+                let payload = receiver.join().unwrap().expect("a message");
+                assert_eq!(payload, round.to_string().into_bytes());
+            });
+        }
+    });
+}

@@ -310,3 +310,29 @@ fn thousands_of_patterns() {
         .collect();
     assert_eq!(channels, expected);
 }
+
+/// When one subscriber of many channels leaves a channel (or is dropped),
+/// the others holding it are still told of its messages: a channel forgets
+/// only the departing subscriber.
+#[test]
+fn many_subscriptions_others_are_told_after_one_leaves() {
+    let broker = Broker::new();
+    let names: Vec<String> = (0..CHANNELS).map(channel).collect();
+    let staying = broker.subscriber();
+    staying.subscribe(&names);
+    for (round, leave) in [true, false].into_iter().enumerate() {
+        let leaving = broker.subscriber();
+        leaving.subscribe(&names);
+        // Nothing pending: every one of `staying`'s channels goes idle, so
+        // only a channel telling it of news brings it back.
+        assert!(staying.try_recv().is_err());
+        if leave {
+            leaving.unsubscribe([channel(3)]);
+        } else {
+            drop(leaving);
+        }
+        assert_eq!(broker.publish(channel(3), format!("{round}")), 1);
+        let msg = staying.try_recv().expect("told of the channel's message");
+        assert_eq!(msg.payload().as_ref(), round.to_string().as_bytes());
+    }
+}
