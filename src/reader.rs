@@ -191,6 +191,39 @@ impl Many {
     }
 }
 
+/// What one pass over a reader's cursors found: the cursor holding the
+/// oldest buffered entry, and the messages pending over the cursors seen.
+#[derive(Default)]
+struct Pass {
+    /// Messages pending so far.
+    pending: u64,
+    /// The oldest head so far: its stamp, whether it is a pattern message,
+    /// and its cursor. Kept as plain fields updated in a loop:
+    /// `filter_map(..).min()` over such tuples compiled to partial stack
+    /// stores that stalled on store forwarding.
+    best: Option<(u64, bool, usize)>,
+}
+
+impl Pass {
+    /// Counts cursor `i`, which has `owed` messages pending and `head` (its
+    /// first buffered entry's order key) if any.
+    #[inline(always)]
+    fn add(&mut self, i: usize, owed: u64, head: Option<(u64, bool)>) {
+        self.pending += owed;
+        if let Some((stamp, pattern)) = head {
+            if self.best.is_none_or(|(s, p, _)| (stamp, pattern) < (s, p)) {
+                self.best = Some((stamp, pattern, i));
+            }
+        }
+    }
+
+    /// The cursor to take from, and the messages pending.
+    #[inline]
+    fn result(self) -> (Option<usize>, u64) {
+        (self.best.map(|(_, _, i)| i), self.pending)
+    }
+}
+
 impl<P> ReaderState<P> {
     /// Messages not received yet, over every cursor.
     fn pending(&self) -> u64 {
@@ -228,26 +261,27 @@ impl<P> ReaderState<P> {
     /// cursor holding the oldest buffered entry (by stamp, exact before
     /// pattern) with the messages pending over all cursors.
     fn scan(&mut self, mut refilled: Option<&mut bool>) -> (Option<usize>, u64) {
-        let mut pending = 0;
-        // A plain loop: `filter_map(..).min()` over these tuples compiled
-        // to partial stack stores that stalled on store forwarding.
-        let mut best: Option<(u64, bool, usize)> = None;
+        let mut pass = Pass::default();
         for i in 0..self.cursors.len() {
-            let mut known = None;
-            if let Some(refilled) = refilled.as_deref_mut() {
-                let (looked, seen) = self.refill(i);
-                *refilled |= looked;
-                known = seen;
-            }
-            let cursor = &self.cursors[i];
-            pending += known.unwrap_or_else(|| cursor.pending());
-            if let Some((stamp, pattern)) = cursor.head_key() {
-                if best.is_none_or(|(s, p, _)| (stamp, pattern) < (s, p)) {
-                    best = Some((stamp, pattern, i));
-                }
-            }
+            let (owed, head) = self.look(i, refilled.as_deref_mut());
+            pass.add(i, owed, head);
         }
-        (best.map(|(_, _, i)| i), pending)
+        pass.result()
+    }
+
+    /// Cursor `i`'s pending messages and its head's order key, refilling
+    /// it first if `refilled` is given (and setting it if the cursor looked
+    /// at its feed).
+    #[inline(always)]
+    fn look(&mut self, i: usize, refilled: Option<&mut bool>) -> (u64, Option<(u64, bool)>) {
+        let mut known = None;
+        if let Some(refilled) = refilled {
+            let (looked, seen) = self.refill(i);
+            *refilled |= looked;
+            known = seen;
+        }
+        let cursor = &self.cursors[i];
+        (known.unwrap_or_else(|| cursor.pending()), cursor.head_key())
     }
 
     /// The cursor holding the oldest message, refilling as needed, and the
@@ -403,30 +437,17 @@ impl<P> ReaderState<P> {
             unreachable!("scan_active is for readers of many feeds");
         };
         let mut active = std::mem::take(&mut many.active);
-        let mut pending = 0;
-        let mut best: Option<(u64, bool, usize)> = None;
+        let mut pass = Pass::default();
         let mut kept = 0;
         for at in 0..active.len() {
             let i = active[at] as usize;
-            let mut known = None;
-            if let Some(refilled) = refilled.as_deref_mut() {
-                let (looked, seen) = self.refill(i);
-                *refilled |= looked;
-                known = seen;
-            }
-            let cursor = &mut self.cursors[i];
-            let owed = known.unwrap_or_else(|| cursor.pending());
+            let (owed, head) = self.look(i, refilled.as_deref_mut());
             if owed == 0 {
                 // An append from now on names the feed again.
-                cursor.active = false;
+                self.cursors[i].active = false;
                 continue;
             }
-            pending += owed;
-            if let Some((stamp, pattern)) = cursor.head_key() {
-                if best.is_none_or(|(s, p, _)| (stamp, pattern) < (s, p)) {
-                    best = Some((stamp, pattern, i));
-                }
-            }
+            pass.add(i, owed, head);
             active[kept] = i as u32;
             kept += 1;
         }
@@ -434,7 +455,7 @@ impl<P> ReaderState<P> {
         if let Some(many) = self.many.as_deref_mut() {
             many.active = active;
         }
-        (best.map(|(_, _, i)| i), pending)
+        pass.result()
     }
 
     /// [`pick`](Self::pick) for a reader of many feeds: the same rule,
