@@ -433,23 +433,6 @@ impl<P> Feed<P> {
         envelope.map(|envelope| (slot.stamp, envelope))
     }
 
-    /// Gives up a departing reader's claim on the entries in `from..end`,
-    /// collecting the envelopes it was the last reader of into `garbage`
-    /// (to be dropped with no lock held).
-    pub(crate) fn release(&self, from: u64, end: u64, garbage: &mut Vec<Arc<Envelope<P>>>) {
-        let mut state = self.state.lock();
-        let state = &mut *state;
-        let upto = end.min(state.tail);
-        for position in from.max(state.front)..upto {
-            let slot = &mut state.entries[(position - state.front) as usize];
-            slot.unread -= 1;
-            if slot.unread == 0 {
-                garbage.extend(slot.envelope.take());
-            }
-        }
-        Self::pop_read(state);
-    }
-
     /// Frees the entries at the front that every reader has read.
     fn pop_read(state: &mut FeedState<P>) {
         while state.entries.front().is_some_and(|slot| slot.unread == 0) {

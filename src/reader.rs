@@ -742,21 +742,19 @@ impl<P> Reader<P> {
         }
     }
 
-    /// Gives every cursor's unreceived messages back to their feeds (the
-    /// subscriber is gone); the envelopes and cursors go to `garbage`.
+    /// Hands every cursor, with the messages it still buffers, to
+    /// `garbage` (the subscriber is gone). Called once every subscription
+    /// has been left, so each cursor has already taken what it was owed out
+    /// of its feed (see [`Reader::leave`]) and owes its feed nothing back.
     pub(crate) fn release_all(&self, garbage: &mut Garbage<P>) {
         let mut state = self.state.lock();
         state.ended = 0;
         state.many = None;
         for mut cursor in state.cursors.drain(..) {
-            let end = if cursor.end == OPEN {
-                cursor.feed.tail()
-            } else {
-                cursor.end
-            };
-            cursor
-                .feed
-                .release(cursor.next, end, &mut garbage.envelopes);
+            debug_assert!(
+                cursor.end != OPEN && cursor.next >= cursor.end,
+                "a cursor released before its subscription was left"
+            );
             garbage
                 .envelopes
                 .extend(cursor.buf.drain(..).map(|(_, envelope)| envelope));

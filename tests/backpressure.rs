@@ -959,3 +959,41 @@ fn unsubscribing_keeps_what_concurrent_publishes_would_push_out() {
         stop.store(true, Ordering::Relaxed);
     });
 }
+
+/// Dropping a subscriber that had not read a channel's last messages gives
+/// its claim on them back: the channel's other subscriber still receives
+/// each of them, in order, and once it has, no copy of any payload is left.
+#[test]
+fn a_dropped_subscriber_gives_back_what_it_had_not_read() {
+    let live = Arc::new(AtomicIsize::new(0));
+    let broker = BrokerBuilder::<Counted>::new().build();
+    let staying = broker.subscriber();
+    let leaving = broker.subscriber();
+    staying.subscribe(["a"]);
+    leaving.subscribe(["a"]);
+    // Two messages both read, so the channel's oldest kept message is no
+    // longer its first.
+    for _ in 0..2 {
+        assert_eq!(broker.publish("a", Counted::new(&live)), 2);
+    }
+    for sub in [&staying, &leaving] {
+        for _ in 0..2 {
+            drop(sub.try_recv().expect("a message both read"));
+        }
+    }
+    // Three more that only `staying` reads.
+    for _ in 0..3 {
+        assert_eq!(broker.publish("a", Counted::new(&live)), 2);
+    }
+    drop(leaving);
+    let seqs: Vec<u64> = std::iter::from_fn(|| staying.try_recv().ok())
+        .map(|msg| msg.seq())
+        .collect();
+    assert_eq!(seqs, [2, 3, 4]);
+    assert_eq!(staying.dropped(), 0);
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "every payload is freed once every subscriber left or received it"
+    );
+}
