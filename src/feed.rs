@@ -120,6 +120,12 @@ struct ReadyState {
     listed: Vec<u64>,
 }
 
+/// Where `slot`'s bit lives in [`ReadyState::listed`]: its word and mask.
+#[inline]
+fn listed_bit(slot: u32) -> (usize, u64) {
+    ((slot / 64) as usize, 1u64 << (slot % 64))
+}
+
 impl Ready {
     /// A list for the reader whose signal is `signal`.
     pub(crate) fn new(signal: Arc<Signal>) -> Arc<Self> {
@@ -135,7 +141,7 @@ impl Ready {
         let mut named = self.named.lock();
         let named = &mut *named;
         let was_empty = named.list.is_empty();
-        let (word, bit) = ((slot / 64) as usize, 1u64 << (slot % 64));
+        let (word, bit) = listed_bit(slot);
         if word >= named.listed.len() {
             named.listed.resize(word + 1, 0);
         }
@@ -151,7 +157,8 @@ impl Ready {
         let mut named = self.named.lock();
         let named = &mut *named;
         for &slot in &named.list {
-            named.listed[(slot / 64) as usize] &= !(1u64 << (slot % 64));
+            let (word, bit) = listed_bit(slot);
+            named.listed[word] &= !bit;
         }
         out.append(&mut named.list);
     }
