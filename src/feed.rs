@@ -335,7 +335,8 @@ impl<P> Feed<P> {
             // which is right: they were appended while every reader of this
             // feed read nothing else.
             let stamp = if state.stamped > 0 {
-                clock.fetch_add(1, Ordering::Relaxed) + 1
+                // `Release`: see `Run` in `reader.rs`.
+                clock.fetch_add(1, Ordering::Release) + 1
             } else {
                 0
             };

@@ -28,7 +28,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -145,6 +145,8 @@ struct ReaderState<P> {
     ended: usize,
     /// `seq` of the next message: messages received or dropped so far.
     seq: u64,
+    /// The run a merged receive is in, if any (see [`Run`]).
+    run: Option<Run>,
     /// Messages dropped so far.
     dropped: u64,
 }
@@ -189,6 +191,48 @@ impl Many {
             self.free.push(slot);
         }
     }
+}
+
+/// A stretch of receives a reader of several feeds makes from one cursor
+/// without looking at the others.
+///
+/// A full pass over the cursors (in [`ReaderState::take_quick`]) finds the
+/// oldest buffered head and, with the head of every other buffered cursor,
+/// the order key the picked cursor's entries must stay below. Until one
+/// of them does not, or its buffer runs dry, the next message comes from
+/// that same cursor, and the rest of the pass can be skipped:
+///
+/// - *Order.* The other buffers do not change meanwhile. An entry appended
+///   since to a cursor the pass found empty may go after the run: had its
+///   publish happened before that of a buffered entry, the pass (which
+///   came after the buffered entry was read) would have seen it.
+/// - *Capacity.* What the pass counted pending can have grown only by
+///   appends to this reader's feeds, which all take stamps from the
+///   broker's clock: by at most the clock's advance since the pass, plus
+///   one append per feed that had taken its stamp but not yet moved its
+///   tail when the pass looked (appends to one feed take turns under its
+///   lock, and the stamp is taken with `Release`). While that bound stays
+///   within capacity, nothing can be due for dropping; once it does not,
+///   a full pass counts exactly.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// The cursor the run takes from.
+    cursor: usize,
+    /// Order key (see [`order_key`]) of the oldest head among the other
+    /// cursors; `u64::MAX` if none had one.
+    until: u64,
+    /// The clock's value, read before the pass looked at any tail.
+    clock: u64,
+    /// Messages the pass counted pending, less those taken since.
+    pending: u64,
+}
+
+/// A buffered entry's place in the merge as one number: its stamp, then
+/// exact (0) before pattern (1) messages. Stamps count appends, so they
+/// stay far below 2^63.
+#[inline]
+fn order_key(stamp: u64, pattern: bool) -> u64 {
+    stamp << 1 | u64::from(pattern)
 }
 
 /// What one pass over a reader's cursors found: the cursor holding the
@@ -323,7 +367,7 @@ impl<P> ReaderState<P> {
     /// batches its refills buffered, and a consumer sweeping idle
     /// subscribers finds each one empty here.
     #[inline]
-    fn take_quick(&mut self, capacity: u64) -> Quick<P> {
+    fn take_quick(&mut self, capacity: u64, clock: &AtomicU64) -> Quick<P> {
         if self.many.is_some() || self.ended > 0 {
             return Quick::Slow;
         }
@@ -344,37 +388,80 @@ impl<P> ReaderState<P> {
                 },
             };
         }
-        let mut pass = Pass::default();
+        if let Some(taken) = self.take_run(capacity, clock) {
+            return Quick::Taken(taken);
+        }
+        // A full pass: the clock is read before any tail (see `Run`).
+        let clock = clock.load(Ordering::Acquire);
+        let (mut best, mut until, mut picked) = (u64::MAX, u64::MAX, usize::MAX);
+        let mut pending = 0;
         for (i, cursor) in self.cursors.iter().enumerate() {
             let unread = cursor.unread();
-            match cursor.buf.front() {
-                Some(&(stamp, _)) => pass.add(
-                    i,
-                    cursor.buf.len() as u64 + unread,
-                    Some((stamp, cursor.pattern)),
-                ),
-                None if unread > 0 => return Quick::Slow,
-                None => {}
+            let Some(&(stamp, _)) = cursor.buf.front() else {
+                if unread > 0 {
+                    return Quick::Slow;
+                }
+                continue;
+            };
+            pending += cursor.buf.len() as u64 + unread;
+            let key = order_key(stamp, cursor.pattern);
+            if key < best {
+                (until, best, picked) = (best, key, i);
+            } else {
+                until = until.min(key);
             }
         }
-        let (picked, pending) = pass.result();
-        let Some(i) = picked else {
+        if picked == usize::MAX {
             return Quick::Empty;
-        };
+        }
         if pending > capacity {
             return Quick::Slow;
         }
-        let Some((_, envelope)) = self.cursors[i].buf.pop_front() else {
+        let Some((_, envelope)) = self.cursors[picked].buf.pop_front() else {
             unreachable!("a cursor is picked for its buffered entry");
         };
+        self.run = Some(Run {
+            cursor: picked,
+            until,
+            clock,
+            pending: pending - 1,
+        });
         let seq = self.seq;
         self.seq += 1;
         Quick::Taken((seq, envelope))
     }
 
+    /// The next message of the current [`Run`], if it goes on; ends the
+    /// run otherwise.
+    #[inline]
+    fn take_run(&mut self, capacity: u64, clock: &AtomicU64) -> Option<Received<P>> {
+        let run = self.run.as_mut()?;
+        let grown = clock
+            .load(Ordering::Acquire)
+            .saturating_sub(run.clock)
+            .saturating_add(self.cursors.len() as u64);
+        let cursor = &mut self.cursors[run.cursor];
+        let goes_on = run.pending.saturating_add(grown) <= capacity
+            && cursor
+                .buf
+                .front()
+                .is_some_and(|&(stamp, _)| order_key(stamp, cursor.pattern) < run.until);
+        if !goes_on {
+            self.run = None;
+            return None;
+        }
+        let (_, envelope) = cursor.buf.pop_front()?;
+        run.pending = run.pending.saturating_sub(1);
+        let seq = self.seq;
+        self.seq += 1;
+        Some((seq, envelope))
+    }
+
     /// Takes the next message, first dropping the oldest ones beyond
     /// `capacity`. Dropped envelopes and finished cursors go to `garbage`.
     fn take(&mut self, capacity: u64, garbage: &mut Garbage<P>) -> Option<Received<P>> {
+        // This may read feeds and drop entries: a run would not know.
+        self.run = None;
         let taken = if self.many.is_some() {
             self.take_many(capacity, garbage)
         } else if self.cursors.len() == 1 {
@@ -650,6 +737,15 @@ impl<P> Default for Garbage<P> {
     }
 }
 
+/// What a receive reads of its broker.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReceiveContext<'a> {
+    /// The broker's flag, set once no publish can append any more.
+    pub(crate) closed: &'a AtomicBool,
+    /// The clock feeds take their stamps from (see [`Run`]).
+    pub(crate) clock: &'a AtomicU64,
+}
+
 /// What [`ReaderState::take_quick`] found.
 enum Quick<P> {
     /// The next message.
@@ -686,6 +782,7 @@ impl<P> Reader<P> {
             state: Mutex::new(ReaderState {
                 cursors: SmallVec::new(),
                 seq: 0,
+                run: None,
                 dropped: 0,
                 ended: 0,
                 many: None,
@@ -735,6 +832,8 @@ impl<P> Reader<P> {
     pub(crate) fn add(&self, feed: Arc<Feed<P>>, start: u64) -> Option<Waker> {
         let pattern = feed.is_pattern();
         let mut state = self.state.lock();
+        // A run does not know of the new cursor.
+        state.run = None;
         let i = state.cursors.len();
         let mut slot = NO_SLOT;
         if let Some(many) = state.many.as_deref_mut() {
@@ -769,6 +868,7 @@ impl<P> Reader<P> {
         let stamped = self.is_stamped();
         let mut guard = self.state.lock();
         let state = &mut *guard;
+        state.run = None;
         let Some(i) = state
             .cursors
             .iter()
@@ -819,6 +919,7 @@ impl<P> Reader<P> {
     /// of its feed (see [`Reader::leave`]) and owes its feed nothing back.
     pub(crate) fn release_all(&self, garbage: &mut Garbage<P>) {
         let mut state = self.state.lock();
+        state.run = None;
         state.ended = 0;
         state.many = None;
         for mut cursor in state.cursors.drain(..) {
@@ -845,14 +946,13 @@ impl<P> Reader<P> {
         pending.min(self.capacity) as usize
     }
 
-    /// Takes the next message without waiting. `closed` is the broker's
-    /// flag, set once no publish can append any more.
-    pub(crate) fn try_take(&self, closed: &AtomicBool) -> Result<Received<P>, TryRecvError> {
+    /// Takes the next message without waiting.
+    pub(crate) fn try_take(&self, broker: ReceiveContext<'_>) -> Result<Received<P>, TryRecvError> {
         // Read before looking: if it was set, nothing can arrive after the
         // look, so "empty" is final.
-        let was_closed = closed.load(Ordering::Acquire);
+        let was_closed = broker.closed.load(Ordering::Acquire);
         let mut state = self.state.lock();
-        let taken = match state.take_quick(self.capacity) {
+        let taken = match state.take_quick(self.capacity, broker.clock) {
             Quick::Taken(message) => return Ok(message),
             Quick::Empty => None,
             Quick::Slow => {
@@ -924,12 +1024,12 @@ impl<P> Reader<P> {
     /// `None`) while the broker is open.
     pub(crate) fn take_until(
         &self,
-        closed: &AtomicBool,
+        broker: ReceiveContext<'_>,
         deadline: Option<Instant>,
     ) -> Result<Received<P>, RecvTimeoutError> {
         let mut spun = false;
         loop {
-            match self.try_take(closed) {
+            match self.try_take(broker) {
                 Ok(message) => return Ok(message),
                 Err(TryRecvError::Empty) => {}
                 Err(_) => return Err(RecvTimeoutError::Closed),
@@ -941,12 +1041,12 @@ impl<P> Reader<P> {
                 }
             }
             self.signal.arm();
-            if self.watch_all() || closed.load(Ordering::Acquire) {
+            if self.watch_all() || broker.closed.load(Ordering::Acquire) {
                 continue;
             }
             if !self.signal.wait(deadline) {
                 // One last look: a message may have come with the timeout.
-                return self.try_take(closed).map_err(|err| match err {
+                return self.try_take(broker).map_err(|err| match err {
                     TryRecvError::Empty => RecvTimeoutError::Timeout,
                     _ => RecvTimeoutError::Closed,
                 });
@@ -960,16 +1060,16 @@ impl<P> Reader<P> {
     pub(crate) fn poll_take(
         &self,
         cx: &mut Context<'_>,
-        closed: &AtomicBool,
+        broker: ReceiveContext<'_>,
     ) -> Poll<Result<Received<P>, RecvError>> {
         loop {
-            match self.try_take(closed) {
+            match self.try_take(broker) {
                 Ok(message) => return Poll::Ready(Ok(message)),
                 Err(TryRecvError::Empty) => {}
                 Err(_) => return Poll::Ready(Err(RecvError::Closed)),
             }
             self.signal.set_waker(cx.waker());
-            if !self.watch_all() && !closed.load(Ordering::Acquire) {
+            if !self.watch_all() && !broker.closed.load(Ordering::Acquire) {
                 return Poll::Pending;
             }
         }

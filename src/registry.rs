@@ -66,7 +66,7 @@ use crate::message::{Envelope, MessageKind};
 use crate::pattern::Pattern;
 use crate::pattern::index::{PatternIndex, Prepared, Retired};
 use crate::queue::OverflowPolicy;
-use crate::reader::Garbage;
+use crate::reader::{Garbage, ReceiveContext};
 use crate::shard::{MAX_SHARDS, Shard};
 use crate::sync::{Mutex, RwLock};
 
@@ -188,6 +188,14 @@ pub(crate) struct Registry<P> {
 }
 
 impl<P> Registry<P> {
+    /// What a subscriber's receive reads of the broker.
+    pub(crate) fn receive_context(&self) -> ReceiveContext<'_> {
+        ReceiveContext {
+            closed: &self.closed,
+            clock: &self.stamps.0,
+        }
+    }
+
     /// A registry with `shards` shards (a power of two, at most
     /// [`MAX_SHARDS`]) and these defaults for new subscribers.
     pub(crate) fn new(

@@ -279,7 +279,7 @@ impl<P> Subscriber<P> {
     /// ```
     pub fn try_recv(&self) -> Result<Message<P>, TryRecvError> {
         match &self.endpoint.inbox {
-            Inbox::Feeds(reader) => reader.try_take(&self.broker.closed),
+            Inbox::Feeds(reader) => reader.try_take(self.broker.receive_context()),
             Inbox::Queue(queue) => queue.try_pop(),
         }
         .map(|(seq, envelope)| Message::new(seq, envelope))
@@ -288,7 +288,7 @@ impl<P> Subscriber<P> {
     /// Receives, waiting until `deadline` at most (forever for `None`).
     fn receive_until(&self, deadline: Option<Instant>) -> Result<Message<P>, RecvTimeoutError> {
         match &self.endpoint.inbox {
-            Inbox::Feeds(reader) => reader.take_until(&self.broker.closed, deadline),
+            Inbox::Feeds(reader) => reader.take_until(self.broker.receive_context(), deadline),
             Inbox::Queue(queue) => queue.pop_until(deadline),
         }
         .map(|(seq, envelope)| Message::new(seq, envelope))
@@ -297,7 +297,7 @@ impl<P> Subscriber<P> {
     /// Polls for a message, leaving `cx`'s waker to be woken when one comes.
     fn poll_receive(&self, cx: &mut Context<'_>) -> Poll<Result<Message<P>, RecvError>> {
         match &self.endpoint.inbox {
-            Inbox::Feeds(reader) => reader.poll_take(cx, &self.broker.closed),
+            Inbox::Feeds(reader) => reader.poll_take(cx, self.broker.receive_context()),
             Inbox::Queue(queue) => queue.poll_pop(cx),
         }
         .map(|res| res.map(|(seq, envelope)| Message::new(seq, envelope)))

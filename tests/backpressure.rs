@@ -5,7 +5,7 @@
 #[path = "support/watchdog.rs"]
 mod watchdog;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -169,6 +169,61 @@ fn seq_gaps_show_exactly_what_was_dropped() {
         "the newest message is never dropped"
     );
     assert_eq!(gaps, sub.dropped());
+}
+
+/// A subscriber of several channels and a pattern behaves exactly as one
+/// drop-oldest queue of its capacity, whatever the interleaving of bursts
+/// and receives: also partway through the messages a receive has already
+/// taken from its channels in one go, when a burst since pushes some of
+/// them past its capacity.
+#[test]
+fn a_subscriber_of_several_channels_is_one_drop_oldest_queue() {
+    const CHANNELS: [&str; 4] = ["a", "b", "c", "pq"];
+    for seed in 1..=60u64 {
+        let capacity = 1 + seed as usize % 6;
+        let broker = Broker::builder().queue_capacity(capacity).build();
+        let sub = broker.subscriber();
+        sub.subscribe(["a", "b", "c"]);
+        sub.psubscribe(["p*"]);
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // The queue it must behave as, and how many messages have left it
+        // (received or dropped): the `seq` of the next one received.
+        let mut queue: VecDeque<String> = VecDeque::new();
+        let (mut left, mut dropped) = (0u64, 0u64);
+        for step in 0..300 {
+            if rng.below(2) == 0 {
+                for k in 0..rng.below(2 * capacity + 3) {
+                    let payload = format!("{step}.{k}");
+                    broker.publish(CHANNELS[rng.below(CHANNELS.len())], payload.clone());
+                    queue.push_back(payload);
+                    if queue.len() > capacity {
+                        queue.pop_front();
+                        left += 1;
+                        dropped += 1;
+                    }
+                }
+            } else {
+                for _ in 0..=rng.below(3) {
+                    match (sub.try_recv(), queue.pop_front()) {
+                        (Ok(msg), Some(expected)) => {
+                            assert_eq!(
+                                (&msg.payload()[..], msg.seq()),
+                                (expected.as_bytes(), left),
+                                "seed {seed}, step {step}"
+                            );
+                            left += 1;
+                        }
+                        (Err(TryRecvError::Empty), None) => {}
+                        (got, expected) => {
+                            panic!("seed {seed}, step {step}: got {got:?}, expected {expected:?}")
+                        }
+                    }
+                }
+            }
+            assert_eq!(sub.dropped(), dropped, "seed {seed}, step {step}");
+            assert_eq!(sub.len(), queue.len(), "seed {seed}, step {step}");
+        }
+    }
 }
 
 /// Lag is per subscriber: one subscriber overflowing costs the others
