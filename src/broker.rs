@@ -479,6 +479,7 @@ impl<P> fmt::Debug for Broker<P> {
             .field("overflow_policy", &self.inner.overflow_policy)
             .field("subscribers", &self.inner.subscriber_count())
             .field("patterns", &self.numpat())
+            .field("interest_watches", &self.inner.watcher_count())
             .field("closed", &self.is_closed())
             .finish()
     }

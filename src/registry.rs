@@ -283,6 +283,11 @@ impl<P> Registry<P> {
         self.watching.store(watchers.len(), Ordering::Release);
     }
 
+    /// The number of interest watchers registered.
+    pub(crate) fn watcher_count(&self) -> usize {
+        self.watching.load(Ordering::Acquire)
+    }
+
     /// The number of shards.
     pub(crate) fn shard_count(&self) -> usize {
         self.shards.len()

@@ -911,3 +911,31 @@ fn subscriber_and_weak_handles_are_send_and_sync() {
     fn unpin<T: Unpin>() {}
     unpin::<tannoy::Closed>();
 }
+
+/// A broker's `Debug` shows what it is made of and holds now: its shards,
+/// its live subscribers and interest watches, and whether it is closed.
+#[test]
+fn a_brokers_debug_shows_its_shards_subscribers_and_watches() {
+    let broker: Broker = Broker::builder().shards(4).queue_capacity(8).build();
+    let shown = format!("{broker:?}");
+    for field in [
+        "shards: 4",
+        "queue_capacity: 8",
+        "subscribers: 0",
+        "interest_watches: 0",
+        "closed: false",
+    ] {
+        assert!(shown.contains(field), "{field} missing from {shown}");
+    }
+    let (a, b) = (broker.subscriber(), broker.subscriber());
+    let watch = broker.watch_interest();
+    let shown = format!("{broker:?}");
+    for field in ["subscribers: 2", "interest_watches: 1"] {
+        assert!(shown.contains(field), "{field} missing from {shown}");
+    }
+    drop((a, b, watch));
+    let shown = format!("{broker:?}");
+    for field in ["subscribers: 0", "interest_watches: 0"] {
+        assert!(shown.contains(field), "{field} missing from {shown}");
+    }
+}
