@@ -372,21 +372,34 @@ impl<P> ReaderState<P> {
             return Quick::Slow;
         }
         if let [cursor] = &mut self.cursors[..] {
-            // The common reader of one feed: no merge.
-            let unread = cursor.unread();
-            return match cursor.buf.len() as u64 {
-                0 if unread > 0 => Quick::Slow,
-                0 => Quick::Empty,
-                buffered if buffered + unread > capacity => Quick::Slow,
-                _ => match cursor.buf.pop_front() {
-                    Some((_, envelope)) => {
-                        let seq = self.seq;
-                        self.seq += 1;
-                        Quick::Taken((seq, envelope))
+            // The common reader of one feed: no merge, so an empty buffer
+            // is refilled right here.
+            let (pending, (stamp, envelope)) = match cursor.buf.pop_front() {
+                Some(entry) => (cursor.pending() + 1, entry),
+                None => {
+                    if cursor.unread() == 0 {
+                        return Quick::Empty;
                     }
-                    None => Quick::Slow,
-                },
+                    let (read, first) =
+                        cursor
+                            .feed
+                            .read(&mut cursor.next, cursor.end, READ_BATCH, &mut cursor.buf);
+                    self.seq += read.lost;
+                    self.dropped += read.lost;
+                    let Some(entry) = first else {
+                        return Quick::Slow;
+                    };
+                    (cursor.buf.len() as u64 + read.left + 1, entry)
+                }
             };
+            if pending > capacity {
+                // The oldest is due for dropping: `take` does that.
+                cursor.buf.push_front((stamp, envelope));
+                return Quick::Slow;
+            }
+            let seq = self.seq;
+            self.seq += 1;
+            return Quick::Taken((seq, envelope));
         }
         if let Some(taken) = self.take_run(capacity, clock) {
             return Quick::Taken(taken);
