@@ -44,6 +44,12 @@
 //! there it is checked per receiver). A violation panics saying what went
 //! wrong.
 //!
+//! **One step alone**: the `seed_drain` group takes the threads away. One
+//! thread publishes one window of the same plan (20,000 subscribers) and
+//! then drains every subscriber, so its throughput is the receive side's
+//! cost per delivery (plus the publishes) with no scheduling in it; run it
+//! alone with `cargo bench -p tannoy-benches --bench seed -- seed_drain`.
+//!
 //! **Run**: `cargo bench -p tannoy-benches --bench seed` (under three
 //! minutes). `TANNOY_BENCH_QUICK=1` runs only 20,000 subscribers with short
 //! bursts, a short measurement and two rounds, as a smoke test; so does
@@ -936,12 +942,91 @@ fn seed_workload(c: &mut Criterion) {
     group.finish();
 }
 
+/// One step of the seed's workload in isolation: the receive side's cost
+/// per delivery, with no threads and so no scheduling in the figure.
+///
+/// One iteration publishes one window of the plan (each publisher's first
+/// [`WINDOW`] publishes, interleaved) from this thread and then drains
+/// every subscriber, as one consumer's sweep does. Throughput is
+/// deliveries; the iteration checks that it received exactly what the
+/// plan addresses and that nothing was lost.
+fn seed_drain(c: &mut Criterion) {
+    let quick = quick();
+    let mut group = c.benchmark_group("seed_drain");
+    group.sample_size(10);
+    if quick {
+        group
+            .warm_up_time(Duration::from_millis(100))
+            .measurement_time(Duration::from_millis(500));
+    } else {
+        group
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3));
+    }
+    let window = WINDOW as usize;
+    let plan = Plan::new(20_000, PUBLISHERS, window);
+    let payloads: Vec<Vec<Bytes>> = (0..PUBLISHERS).map(|p| payloads(p as u8, window)).collect();
+    group.throughput(Throughput::Elements(plan.deliveries_per_burst()));
+    let tannoy = Contender::new(
+        &plan,
+        || Tannoy(Broker::builder().queue_capacity(QUEUE_CAPACITY).build()),
+        |broker, i| {
+            let s = &plan.subscribers[i];
+            let sub = broker.0.subscriber();
+            sub.subscribe(s.channels.iter().map(|&c| &plan.channels[c as usize]));
+            sub.psubscribe(s.pattern.map(|p| &plan.patterns[p as usize]));
+            sub
+        },
+    );
+    drain_bench(&mut group, &plan, &payloads, tannoy);
+    drain_bench(
+        &mut group,
+        &plan,
+        &payloads,
+        peer::<RwLock<PeerState>>(&plan),
+    );
+    group.finish();
+}
+
+/// [`seed_drain`] for one contender.
+fn drain_bench<S: Side>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    plan: &Plan,
+    payloads: &[Vec<Bytes>],
+    mut contender: Contender<S>,
+) {
+    let expected = plan.deliveries_per_burst();
+    let name = contender.side.name();
+    let Contender { side, subs, .. } = &mut contender;
+    group.bench_function(name.as_str(), |b| {
+        b.iter(|| {
+            for i in 0..WINDOW as usize {
+                for (p, channels) in plan.publishes.iter().enumerate() {
+                    let channel = &plan.channels[channels[i] as usize];
+                    side.publish(channel, payloads[p][i].clone());
+                }
+            }
+            let mut drained = Drained::default();
+            for sub in subs.iter_mut() {
+                let swept = S::drain(sub);
+                drained.received += swept.received;
+                drained.lost += swept.lost;
+            }
+            assert_eq!(
+                (drained.received, drained.lost),
+                (expected, 0),
+                "{name}: one window must deliver exactly what the plan addresses"
+            );
+        });
+    });
+}
+
 criterion_group! {
     name = benches;
     // Plots of ten long samples say nothing the table does not, and
     // drawing them took 13-15 s per benchmark on a loaded 2-vCPU machine,
     // a third of the run.
     config = Criterion::default().without_plots();
-    targets = seed_workload
+    targets = seed_workload, seed_drain
 }
 criterion_main!(benches);
