@@ -218,13 +218,14 @@ impl Many {
 struct Run {
     /// The cursor the run takes from.
     cursor: usize,
-    /// Order key (see [`order_key`]) of the oldest head among the other
-    /// cursors; `u64::MAX` if none had one.
-    until: u64,
-    /// The clock's value, read before the pass looked at any tail.
-    clock: u64,
-    /// Messages the pass counted pending, less those taken since.
-    pending: u64,
+    /// Entries at the front of its buffer older than every other cursor's
+    /// head, not yet taken.
+    remaining: usize,
+    /// The clock value up to which nothing can be due for dropping: the
+    /// clock's value before the pass, plus the capacity left over what it
+    /// counted pending and one in-flight append per cursor. Each message
+    /// taken since raises it by one.
+    clock_limit: u64,
 }
 
 /// A buffered entry's place in the merge as one number: its stamp, then
@@ -401,7 +402,7 @@ impl<P> ReaderState<P> {
             self.seq += 1;
             return Quick::Taken((seq, envelope));
         }
-        if let Some(taken) = self.take_run(capacity, clock) {
+        if let Some(taken) = self.take_run(clock) {
             return Quick::Taken(taken);
         }
         // A full pass: the clock is read before any tail (see `Run`).
@@ -430,14 +431,24 @@ impl<P> ReaderState<P> {
         if pending > capacity {
             return Quick::Slow;
         }
-        let Some((_, envelope)) = self.cursors[picked].buf.pop_front() else {
+        let cursor = &mut self.cursors[picked];
+        let Some((_, envelope)) = cursor.buf.pop_front() else {
             unreachable!("a cursor is picked for its buffered entry");
         };
-        self.run = Some(Run {
-            cursor: picked,
-            until,
-            clock,
-            pending: pending - 1,
+        let slack = capacity.checked_sub(pending - 1 + self.cursors.len() as u64);
+        self.run = slack.map(|slack| {
+            let cursor = &self.cursors[picked];
+            let remaining = if until == u64::MAX {
+                cursor.buf.len()
+            } else {
+                let older = |entry: &&(u64, _)| order_key(entry.0, cursor.pattern) < until;
+                cursor.buf.iter().take_while(older).count()
+            };
+            Run {
+                cursor: picked,
+                remaining,
+                clock_limit: clock.saturating_add(slack),
+            }
         });
         let seq = self.seq;
         self.seq += 1;
@@ -447,24 +458,15 @@ impl<P> ReaderState<P> {
     /// The next message of the current [`Run`], if it goes on; ends the
     /// run otherwise.
     #[inline]
-    fn take_run(&mut self, capacity: u64, clock: &AtomicU64) -> Option<Received<P>> {
+    fn take_run(&mut self, clock: &AtomicU64) -> Option<Received<P>> {
         let run = self.run.as_mut()?;
-        let grown = clock
-            .load(Ordering::Acquire)
-            .saturating_sub(run.clock)
-            .saturating_add(self.cursors.len() as u64);
-        let cursor = &mut self.cursors[run.cursor];
-        let goes_on = run.pending.saturating_add(grown) <= capacity
-            && cursor
-                .buf
-                .front()
-                .is_some_and(|&(stamp, _)| order_key(stamp, cursor.pattern) < run.until);
-        if !goes_on {
+        if run.remaining == 0 || clock.load(Ordering::Acquire) > run.clock_limit {
             self.run = None;
             return None;
         }
-        let (_, envelope) = cursor.buf.pop_front()?;
-        run.pending = run.pending.saturating_sub(1);
+        let (_, envelope) = self.cursors[run.cursor].buf.pop_front()?;
+        run.remaining -= 1;
+        run.clock_limit = run.clock_limit.saturating_add(1);
         let seq = self.seq;
         self.seq += 1;
         Some((seq, envelope))
