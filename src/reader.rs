@@ -38,7 +38,7 @@ use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::feed::{Feed, Ready, Stamped};
 use crate::message::{Envelope, Received};
 use crate::signal::Signal;
-use crate::sync::Mutex;
+use crate::sync::{Mutex, MutexGuard};
 
 /// Cursors kept inside the reader itself, not behind a second pointer: a
 /// receive sweeping many subscribers (as a consumer thread serving
@@ -970,19 +970,26 @@ impl<P> Reader<P> {
         let taken = match state.take_quick(self.capacity, broker.clock) {
             Quick::Taken(message) => return Ok(message),
             Quick::Empty => None,
-            Quick::Slow => {
-                let mut garbage = Garbage::default();
-                let taken = state.take(self.capacity, &mut garbage);
-                drop(state);
-                garbage.dispose();
-                taken
-            }
+            Quick::Slow => self.try_take_slow(state),
         };
         match taken {
             Some(message) => Ok(message),
             None if was_closed => Err(TryRecvError::Closed),
             None => Err(TryRecvError::Empty),
         }
+    }
+
+    /// [`try_take`](Self::try_take) when the quick pass could not decide:
+    /// the full take, with what it collects dropped once the lock is
+    /// released. Kept out of line so that the quick path saves and restores
+    /// only the registers it needs.
+    #[inline(never)]
+    fn try_take_slow(&self, mut state: MutexGuard<'_, ReaderState<P>>) -> Option<Received<P>> {
+        let mut garbage = Garbage::default();
+        let taken = state.take(self.capacity, &mut garbage);
+        drop(state);
+        garbage.dispose();
+        taken
     }
 
     /// Whether anything is pending, looking at the feeds' tails only.

@@ -6,4 +6,4 @@
 //! a model checker such as loom could be swapped in without touching the
 //! modules that use them.
 
-pub(crate) use parking_lot::{Condvar, Mutex, RwLock};
+pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
