@@ -873,6 +873,35 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// Sets `group`'s times: short ones for a smoke run (see
+/// [`quick`]), else `measurement` after a second's warm-up.
+fn set_times(group: &mut BenchmarkGroup<'_, WallTime>, measurement: Duration) {
+    if quick() {
+        group
+            .warm_up_time(Duration::from_millis(100))
+            .measurement_time(Duration::from_millis(500));
+    } else {
+        group
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(measurement);
+    }
+}
+
+/// tannoy, subscribed as `plan` says.
+fn tannoy(plan: &Plan) -> Contender<Tannoy> {
+    Contender::new(
+        plan,
+        || Tannoy(Broker::builder().queue_capacity(QUEUE_CAPACITY).build()),
+        |broker, i| {
+            let s = &plan.subscribers[i];
+            let sub = broker.0.subscriber();
+            sub.subscribe(s.channels.iter().map(|&c| &plan.channels[c as usize]));
+            sub.psubscribe(s.pattern.map(|p| &plan.patterns[p as usize]));
+            sub
+        },
+    )
+}
+
 /// The peer with lock `L`, subscribed as `plan` says.
 fn peer<L: PeerLock<PeerState>>(plan: &Plan) -> Contender<Peer<L>> {
     Contender::new(
@@ -896,15 +925,7 @@ fn seed_workload(c: &mut Criterion) {
     let lock = std::env::var("TANNOY_SEED_PEER_LOCK").unwrap_or_else(|_| "rwlock".into());
     let mut group = c.benchmark_group("seed_workload");
     group.sampling_mode(SamplingMode::Flat).sample_size(10);
-    if quick {
-        group
-            .warm_up_time(Duration::from_millis(100))
-            .measurement_time(Duration::from_millis(500));
-    } else {
-        group
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(4));
-    }
+    set_times(&mut group, Duration::from_secs(4));
     // Publishes per publisher per burst: fewer at the larger size, where
     // each publish reaches five times as many subscribers.
     let rounds = if quick { 2 } else { 5 };
@@ -918,17 +939,7 @@ fn seed_workload(c: &mut Criterion) {
         let payloads: Vec<Vec<Bytes>> = (0..PUBLISHERS).map(|p| payloads(p as u8, burst)).collect();
         group.throughput(Throughput::Elements(plan.deliveries_per_burst()));
 
-        let tannoy = Contender::new(
-            &plan,
-            || Tannoy(Broker::builder().queue_capacity(QUEUE_CAPACITY).build()),
-            |broker, i| {
-                let s = &plan.subscribers[i];
-                let sub = broker.0.subscriber();
-                sub.subscribe(s.channels.iter().map(|&c| &plan.channels[c as usize]));
-                sub.psubscribe(s.pattern.map(|p| &plan.patterns[p as usize]));
-                sub
-            },
-        );
+        let tannoy = tannoy(&plan);
         let mut contenders: Vec<Box<dyn Bursts>> = vec![Box::new(tannoy)];
         if lock != "mutex" {
             contenders.push(Box::new(peer::<RwLock<PeerState>>(&plan)));
@@ -951,34 +962,14 @@ fn seed_workload(c: &mut Criterion) {
 /// deliveries; the iteration checks that it received exactly what the
 /// plan addresses and that nothing was lost.
 fn seed_drain(c: &mut Criterion) {
-    let quick = quick();
     let mut group = c.benchmark_group("seed_drain");
     group.sample_size(10);
-    if quick {
-        group
-            .warm_up_time(Duration::from_millis(100))
-            .measurement_time(Duration::from_millis(500));
-    } else {
-        group
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(3));
-    }
+    set_times(&mut group, Duration::from_secs(3));
     let window = WINDOW as usize;
     let plan = Plan::new(20_000, PUBLISHERS, window);
     let payloads: Vec<Vec<Bytes>> = (0..PUBLISHERS).map(|p| payloads(p as u8, window)).collect();
     group.throughput(Throughput::Elements(plan.deliveries_per_burst()));
-    let tannoy = Contender::new(
-        &plan,
-        || Tannoy(Broker::builder().queue_capacity(QUEUE_CAPACITY).build()),
-        |broker, i| {
-            let s = &plan.subscribers[i];
-            let sub = broker.0.subscriber();
-            sub.subscribe(s.channels.iter().map(|&c| &plan.channels[c as usize]));
-            sub.psubscribe(s.pattern.map(|p| &plan.patterns[p as usize]));
-            sub
-        },
-    );
-    drain_bench(&mut group, &plan, &payloads, tannoy);
+    drain_bench(&mut group, &plan, &payloads, tannoy(&plan));
     drain_bench(
         &mut group,
         &plan,

@@ -115,6 +115,25 @@ impl<P> Cursor<P> {
         self.buf.len() as u64 + self.unread()
     }
 
+    /// Takes the cursor's next entry, with the messages pending through
+    /// this cursor counting it: the buffer's first or, once the buffer is
+    /// empty, the first of a batch read from the feed. `None` when nothing
+    /// is left to read. Also returns what a read found evicted.
+    #[inline(always)]
+    fn take_next(&mut self) -> (Option<(u64, Stamped<P>)>, u64) {
+        if let Some(entry) = self.buf.pop_front() {
+            return (Some((self.pending() + 1, entry)), 0);
+        }
+        if self.unread() == 0 {
+            return (None, 0);
+        }
+        let (read, first) = self
+            .feed
+            .read(&mut self.next, self.end, READ_BATCH, &mut self.buf);
+        let pending = self.buf.len() as u64 + read.left + 1;
+        (first.map(|entry| (pending, entry)), read.lost)
+    }
+
     /// Whether the subscription ended and everything it was owed is taken.
     fn exhausted(&self) -> bool {
         self.end != OPEN && self.buf.is_empty() && self.next >= self.end
@@ -375,27 +394,15 @@ impl<P> ReaderState<P> {
         if let [cursor] = &mut self.cursors[..] {
             // The common reader of one feed: no merge, so an empty buffer
             // is refilled right here.
-            let (pending, (stamp, envelope)) = match cursor.buf.pop_front() {
-                Some(entry) => (cursor.pending() + 1, entry),
-                None => {
-                    if cursor.unread() == 0 {
-                        return Quick::Empty;
-                    }
-                    let (read, first) =
-                        cursor
-                            .feed
-                            .read(&mut cursor.next, cursor.end, READ_BATCH, &mut cursor.buf);
-                    self.seq += read.lost;
-                    self.dropped += read.lost;
-                    let Some(entry) = first else {
-                        return Quick::Slow;
-                    };
-                    (cursor.buf.len() as u64 + read.left + 1, entry)
-                }
+            let (next, lost) = cursor.take_next();
+            self.seq += lost;
+            self.dropped += lost;
+            let Some((pending, (stamp, envelope))) = next else {
+                return Quick::Empty;
             };
             if pending > capacity {
                 // The oldest is due for dropping: `take` does that.
-                cursor.buf.push_front((stamp, envelope));
+                self.cursors[0].buf.push_front((stamp, envelope));
                 return Quick::Slow;
             }
             let seq = self.seq;
@@ -495,25 +502,10 @@ impl<P> ReaderState<P> {
     #[inline]
     fn take_one(&mut self, capacity: u64, garbage: &mut Garbage<P>) -> Option<Received<P>> {
         loop {
-            let cursor = &mut self.cursors[0];
-            let (pending, envelope) = match cursor.buf.pop_front() {
-                Some((_, envelope)) => (cursor.pending() + 1, envelope),
-                None => {
-                    if cursor.unread() == 0 {
-                        return None;
-                    }
-                    let (read, first) =
-                        cursor
-                            .feed
-                            .read(&mut cursor.next, cursor.end, READ_BATCH, &mut cursor.buf);
-                    self.seq += read.lost;
-                    self.dropped += read.lost;
-                    let Some((_, envelope)) = first else {
-                        continue;
-                    };
-                    (cursor.buf.len() as u64 + read.left + 1, envelope)
-                }
-            };
+            let (next, lost) = self.cursors[0].take_next();
+            self.seq += lost;
+            self.dropped += lost;
+            let (pending, (_, envelope)) = next?;
             if let Some(received) = self.admit(envelope, pending, capacity, garbage) {
                 return Some(received);
             }
