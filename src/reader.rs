@@ -375,13 +375,15 @@ impl<P> ReaderState<P> {
         self.scan(None)
     }
 
-    /// [`take`](Self::take) in the common case, in one pass over the
-    /// cursors: every cursor either holds buffered entries or has nothing
-    /// unread, nothing is beyond `capacity`, and no subscription has ended.
-    /// Then no feed is read, nothing is dropped and the merge needs no
-    /// second look (see [`pick`](Self::pick)), so the oldest head goes
-    /// out, or the reader is found empty. Anything else is
-    /// [`Quick::Slow`], for `take`.
+    /// [`take`](Self::take) in the common case: nothing is beyond
+    /// `capacity` and no subscription has ended. A reader of one feed takes
+    /// from its buffer, refilling it first if empty. A reader of several
+    /// takes the next message of its [`Run`], or passes once over its
+    /// cursors: if every one either holds buffered entries or has nothing
+    /// unread, no feed is read and the merge needs no second look (see
+    /// [`pick`](Self::pick)), so the oldest head goes out (starting a run),
+    /// or the reader is found empty. Anything else is [`Quick::Slow`], for
+    /// `take`.
     ///
     /// A reader draining a burst takes most of its messages here, from the
     /// batches its refills buffered, and a consumer sweeping idle
