@@ -58,7 +58,7 @@
 //! **Reading the output**: criterion's `thrpt` for
 //! `seed_workload/<side>/<subscribers>` is deliveries per second (a publish
 //! counts once per receiver it reached). After criterion has timed each
-//! side, five more bursts per side run interleaved (tannoy, peer, peer,
+//! side, nine more bursts per side run interleaved (tannoy, peer, peer,
 //! tannoy, ...), so the two are compared moments apart on a machine whose
 //! load may drift. Then a table prints, per side: deliveries per second
 //! over every burst run (warm-up included) and the median of the
@@ -926,9 +926,11 @@ fn seed_workload(c: &mut Criterion) {
     let mut group = c.benchmark_group("seed_workload");
     group.sampling_mode(SamplingMode::Flat).sample_size(10);
     set_times(&mut group, Duration::from_secs(4));
+    // Interleaved rounds after criterion's timing: nine, so that their
+    // median holds on a machine whose load drifts within a run.
+    let rounds = if quick { 2 } else { 9 };
     // Publishes per publisher per burst: fewer at the larger size, where
     // each publish reaches five times as many subscribers.
-    let rounds = if quick { 2 } else { 5 };
     let sizes: &[(usize, usize)] = if quick {
         &[(20_000, 256)]
     } else {
