@@ -374,6 +374,56 @@ fn one_publishers_messages_arrive_in_publish_order_across_channels_and_patterns(
     assert_eq!(received, expected);
 }
 
+/// The same holds when one publisher writes streaks of messages to one
+/// channel and then another, and the subscriber receives a few at a time
+/// in between: a subscriber of several channels may take several messages
+/// of one channel in a row, but never one published after another
+/// channel's message that it has not yet received.
+#[test]
+fn streaks_on_several_channels_arrive_in_publish_order() {
+    const CHANNELS: [&str; 4] = ["a", "b", "c", "p-1"];
+    for seed in 1..=20u64 {
+        let broker = Broker::builder().queue_capacity(1024).build();
+        let sub = broker.subscriber();
+        sub.subscribe(["a", "b", "c"]);
+        sub.psubscribe(["p-*"]);
+        // xorshift64: reproducible streak lengths and receive counts.
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut below = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let (mut published, mut received) = (0u64, 0u64);
+        while published < 600 {
+            let channel = CHANNELS[below(4) as usize];
+            for _ in 0..=below(6) {
+                broker.publish(channel, published.to_string());
+                published += 1;
+            }
+            for _ in 0..below(8) {
+                let Ok(msg) = sub.try_recv() else { break };
+                assert_eq!(
+                    (msg.payload().as_ref(), msg.seq()),
+                    (received.to_string().as_bytes(), received),
+                    "seed {seed}"
+                );
+                received += 1;
+            }
+        }
+        for msg in sub.try_iter() {
+            assert_eq!(
+                (msg.payload().as_ref(), msg.seq()),
+                (received.to_string().as_bytes(), received),
+                "seed {seed}"
+            );
+            received += 1;
+        }
+        assert_eq!(received, published, "seed {seed}");
+    }
+}
+
 /// Channel names, pattern names and payloads are arbitrary bytes: the empty
 /// name, NUL and 0x80..0xFF all work, and so does an empty payload.
 #[test]
