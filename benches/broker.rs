@@ -110,7 +110,7 @@ fn cross_thread(c: &mut Criterion) {
         let sub = broker.subscriber();
         sub.subscribe(["jobs"]);
         let (ack_tx, ack_rx) = mpsc::channel();
-        let consumer = thread::spawn(move || consume_acking(|| sub.recv().ok(), &ack_tx));
+        let consumer = thread::spawn(move || consume_acking(|| sub.recv().ok(), ack_tx));
         let p = payload();
         b.iter_custom(|iters| timed_batches(iters, || broker.publish("jobs", p.clone()), &ack_rx));
         broker.close();
@@ -120,7 +120,7 @@ fn cross_thread(c: &mut Criterion) {
     group.bench_function("crossbeam_channel", |b| {
         let (tx, rx) = crossbeam_channel::bounded::<Bytes>(BATCH as usize);
         let (ack_tx, ack_rx) = mpsc::channel();
-        let consumer = thread::spawn(move || consume_acking(|| rx.recv().ok(), &ack_tx));
+        let consumer = thread::spawn(move || consume_acking(|| rx.recv().ok(), ack_tx));
         let p = payload();
         b.iter_custom(|iters| timed_batches(iters, || tx.send(p.clone()).unwrap(), &ack_rx));
         drop(tx);
@@ -147,13 +147,9 @@ fn async_delivery(c: &mut Criterion) {
         sub.subscribe(["ai:predictions:ready"]);
         let (ack_tx, ack_rx) = mpsc::channel();
         let consumer = runtime.spawn(async move {
-            let mut n = 0u64;
+            let mut acker = Acker::new(ack_tx);
             while let Ok(msg) = sub.recv_async().await {
-                black_box(msg);
-                n += 1;
-                if n % BATCH == 0 {
-                    ack_tx.send(()).unwrap();
-                }
+                acker.received(msg);
             }
         });
         let p = payload();
@@ -172,13 +168,9 @@ fn async_delivery(c: &mut Criterion) {
         let (tx, mut rx) = tokio::sync::broadcast::channel::<Bytes>(BATCH as usize);
         let (ack_tx, ack_rx) = mpsc::channel();
         let consumer = runtime.spawn(async move {
-            let mut n = 0u64;
+            let mut acker = Acker::new(ack_tx);
             while let Ok(msg) = rx.recv().await {
-                black_box(msg);
-                n += 1;
-                if n % BATCH == 0 {
-                    ack_tx.send(()).unwrap();
-                }
+                acker.received(msg);
             }
         });
         let p = payload();
@@ -189,16 +181,37 @@ fn async_delivery(c: &mut Criterion) {
     group.finish();
 }
 
-/// The consumer side of the hand-off benchmarks: receives until `recv`
-/// returns `None`, acknowledging every completed batch.
-fn consume_acking<M>(mut recv: impl FnMut() -> Option<M>, acks: &mpsc::Sender<()>) {
-    let mut n = 0u64;
-    while let Some(msg) = recv() {
+/// The consumer side of the hand-off benchmarks: counts what it receives
+/// and acknowledges every completed batch.
+struct Acker {
+    /// Messages received.
+    received: u64,
+    /// Where acknowledgements go.
+    acks: mpsc::Sender<()>,
+}
+
+impl Acker {
+    /// An acker sending to `acks`.
+    fn new(acks: mpsc::Sender<()>) -> Self {
+        Self { received: 0, acks }
+    }
+
+    /// Takes one message, acknowledging if it completes a batch.
+    fn received<M>(&mut self, msg: M) {
         black_box(msg);
-        n += 1;
-        if n % BATCH == 0 {
-            acks.send(()).unwrap();
+        self.received += 1;
+        if self.received % BATCH == 0 {
+            self.acks.send(()).unwrap();
         }
+    }
+}
+
+/// A blocking consumer: receives until `recv` returns `None`,
+/// acknowledging every completed batch.
+fn consume_acking<M>(mut recv: impl FnMut() -> Option<M>, acks: mpsc::Sender<()>) {
+    let mut acker = Acker::new(acks);
+    while let Some(msg) = recv() {
+        acker.received(msg);
     }
 }
 
@@ -265,6 +278,14 @@ fn publish_with_patterns(c: &mut Criterion) {
                 realistic_patterns(n)
             };
             let p = payload();
+            // The channel of the i-th publish: the hot one, or a new one.
+            let channel_at = |i: usize| {
+                if hot {
+                    HOT_CHANNEL
+                } else {
+                    &fresh[i % fresh.len()][..]
+                }
+            };
 
             let broker = Broker::new();
             let sub = broker.subscriber();
@@ -272,11 +293,7 @@ fn publish_with_patterns(c: &mut Criterion) {
             let mut i = 0usize;
             group.bench_with_input(BenchmarkId::new("tannoy", n), &n, |b, _| {
                 b.iter(|| {
-                    let channel = if hot {
-                        HOT_CHANNEL
-                    } else {
-                        &fresh[i % fresh.len()][..]
-                    };
+                    let channel = channel_at(i);
                     i += 1;
                     black_box(broker.publish(channel, p.clone()));
                     for msg in sub.try_iter() {
@@ -292,11 +309,7 @@ fn publish_with_patterns(c: &mut Criterion) {
             let mut i = 0usize;
             group.bench_with_input(BenchmarkId::new("linear_scan", n), &n, |b, _| {
                 b.iter(|| {
-                    let channel = if hot {
-                        HOT_CHANNEL
-                    } else {
-                        &fresh[i % fresh.len()][..]
-                    };
+                    let channel = channel_at(i);
                     i += 1;
                     black_box(scan.publish(channel, &p));
                     for msg in rx.try_iter() {
