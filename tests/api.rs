@@ -939,3 +939,18 @@ fn a_brokers_debug_shows_its_shards_subscribers_and_watches() {
         assert!(shown.contains(field), "{field} missing from {shown}");
     }
 }
+
+/// The receive futures show what they are in `Debug`, and `recv_many_async`
+/// its limit.
+#[test]
+fn receive_futures_say_what_they_are_in_debug() {
+    let broker: Broker = Broker::new();
+    let mut sub = broker.subscriber();
+    assert!(format!("{:?}", sub.recv_async()).starts_with("Recv"));
+    let mut buf = Vec::new();
+    let shown = format!("{:?}", sub.recv_many_async(&mut buf, 7));
+    assert!(
+        shown.starts_with("RecvMany") && shown.contains("limit: 7"),
+        "{shown}"
+    );
+}
