@@ -141,8 +141,10 @@ impl<P> Cursor<P> {
 
     /// Order of the first buffered entry among all cursors' entries: its
     /// stamp, then exact before pattern messages of the same stamp.
-    fn head_key(&self) -> Option<(u64, bool)> {
-        self.buf.front().map(|(stamp, _)| (*stamp, self.pattern))
+    fn head_key(&self) -> Option<u64> {
+        self.buf
+            .front()
+            .map(|&(stamp, _)| order_key(stamp, self.pattern))
     }
 }
 
@@ -256,27 +258,47 @@ fn order_key(stamp: u64, pattern: bool) -> u64 {
 }
 
 /// What one pass over a reader's cursors found: the cursor holding the
-/// oldest buffered entry, and the messages pending over the cursors seen.
-#[derive(Default)]
+/// oldest buffered entry, the oldest head among the others, and the
+/// messages pending over the cursors seen.
+///
+/// Plain fields with `MAX` for "none", updated in a loop:
+/// `filter_map(..).min()` over option tuples compiled to partial stack
+/// stores that stalled on store forwarding.
+#[derive(Clone, Copy)]
 struct Pass {
     /// Messages pending so far.
     pending: u64,
-    /// The oldest head so far: its stamp, whether it is a pattern message,
-    /// and its cursor. Kept as plain fields updated in a loop:
-    /// `filter_map(..).min()` over such tuples compiled to partial stack
-    /// stores that stalled on store forwarding.
-    best: Option<(u64, bool, usize)>,
+    /// The oldest head's order key (see [`order_key`]).
+    best: u64,
+    /// Its cursor.
+    picked: usize,
+    /// The oldest head's key among the other cursors: where a [`Run`] from
+    /// the picked cursor must stop.
+    until: u64,
+}
+
+impl Default for Pass {
+    fn default() -> Self {
+        Self {
+            pending: 0,
+            best: u64::MAX,
+            picked: usize::MAX,
+            until: u64::MAX,
+        }
+    }
 }
 
 impl Pass {
     /// Counts cursor `i`, which has `owed` messages pending and `head` (its
     /// first buffered entry's order key) if any.
     #[inline(always)]
-    fn add(&mut self, i: usize, owed: u64, head: Option<(u64, bool)>) {
+    fn add(&mut self, i: usize, owed: u64, head: Option<u64>) {
         self.pending += owed;
-        if let Some((stamp, pattern)) = head {
-            if self.best.is_none_or(|(s, p, _)| (stamp, pattern) < (s, p)) {
-                self.best = Some((stamp, pattern, i));
+        if let Some(key) = head {
+            if key < self.best {
+                (self.until, self.best, self.picked) = (self.best, key, i);
+            } else {
+                self.until = self.until.min(key);
             }
         }
     }
@@ -284,7 +306,10 @@ impl Pass {
     /// The cursor to take from, and the messages pending.
     #[inline]
     fn result(self) -> (Option<usize>, u64) {
-        (self.best.map(|(_, _, i)| i), self.pending)
+        (
+            (self.picked != usize::MAX).then_some(self.picked),
+            self.pending,
+        )
     }
 }
 
@@ -337,7 +362,7 @@ impl<P> ReaderState<P> {
     /// it first if `refilled` is given (and setting it if the cursor looked
     /// at its feed).
     #[inline(always)]
-    fn look(&mut self, i: usize, refilled: Option<&mut bool>) -> (u64, Option<(u64, bool)>) {
+    fn look(&mut self, i: usize, refilled: Option<&mut bool>) -> (u64, Option<u64>) {
         let mut known = None;
         if let Some(refilled) = refilled {
             let (looked, seen) = self.refill(i);
@@ -416,27 +441,18 @@ impl<P> ReaderState<P> {
         }
         // A full pass: the clock is read before any tail (see `Run`).
         let clock = clock.load(Ordering::Acquire);
-        let (mut best, mut until, mut picked) = (u64::MAX, u64::MAX, usize::MAX);
-        let mut pending = 0;
+        let mut pass = Pass::default();
         for (i, cursor) in self.cursors.iter().enumerate() {
             let unread = cursor.unread();
-            let Some(&(stamp, _)) = cursor.buf.front() else {
-                if unread > 0 {
-                    return Quick::Slow;
-                }
-                continue;
-            };
-            pending += cursor.buf.len() as u64 + unread;
-            let key = order_key(stamp, cursor.pattern);
-            if key < best {
-                (until, best, picked) = (best, key, i);
-            } else {
-                until = until.min(key);
+            match cursor.head_key() {
+                Some(key) => pass.add(i, cursor.buf.len() as u64 + unread, Some(key)),
+                None if unread > 0 => return Quick::Slow,
+                None => {}
             }
         }
-        if picked == usize::MAX {
+        let (Some(picked), pending) = pass.result() else {
             return Quick::Empty;
-        }
+        };
         if pending > capacity {
             return Quick::Slow;
         }
@@ -447,10 +463,10 @@ impl<P> ReaderState<P> {
         let slack = capacity.checked_sub(pending - 1 + self.cursors.len() as u64);
         self.run = slack.map(|slack| {
             let cursor = &self.cursors[picked];
-            let remaining = if until == u64::MAX {
+            let remaining = if pass.until == u64::MAX {
                 cursor.buf.len()
             } else {
-                let older = |entry: &&(u64, _)| order_key(entry.0, cursor.pattern) < until;
+                let older = |entry: &&(u64, _)| order_key(entry.0, cursor.pattern) < pass.until;
                 cursor.buf.iter().take_while(older).count()
             };
             Run {
