@@ -2,6 +2,8 @@
 //! accounting, and that a slow or broken consumer never blocks or breaks
 //! publishing.
 
+#[path = "support/rng.rs"]
+mod rng;
 #[path = "support/watchdog.rs"]
 mod watchdog;
 
@@ -12,6 +14,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use rng::Rng;
 use tannoy::{
     Broker, BrokerBuilder, Message, OverflowPolicy, RecvError, RecvTimeoutError, Subscriber,
     TryRecvError, glob_match,
@@ -29,19 +32,6 @@ fn payloads(sub: &Subscriber) -> Vec<String> {
     sub.try_iter()
         .map(|m| String::from_utf8(m.payload().to_vec()).unwrap())
         .collect()
-}
-
-/// A small deterministic PRNG (xorshift64*), so scenarios are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    /// The next number in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
-    }
 }
 
 /// A queue never holds more than its capacity, however much is published.

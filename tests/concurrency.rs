@@ -7,6 +7,8 @@
 //! under Miri. They bound how long the threads churn; no test asserts on
 //! speed.
 
+#[path = "support/rng.rs"]
+mod rng;
 #[path = "support/watchdog.rs"]
 mod watchdog;
 
@@ -16,6 +18,7 @@ use std::sync::{Arc, Barrier, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rng::Rng;
 use tannoy::{
     Broker, BrokerBuilder, Bytes, Message, MessageKind, OverflowPolicy, RecvTimeoutError,
     Subscriber, TryRecvError, glob_match,
@@ -46,29 +49,6 @@ fn stress_duration(default_ms: u64) -> Duration {
 /// re-raised here.
 fn guarded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     watchdog::guarded(HANG_GUARD, "deadlock: still running after the guard", f)
-}
-
-/// A small deterministic PRNG (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded from `seed` (any value, zero included).
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    /// The next number in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
-    }
-
-    /// True with probability 1 / `n`.
-    fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
 }
 
 /// Compile-time checks: these only build if the bounds hold.

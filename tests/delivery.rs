@@ -3,6 +3,8 @@
 
 #[path = "support/drain.rs"]
 mod drain;
+#[path = "support/rng.rs"]
+mod rng;
 #[path = "support/watchdog.rs"]
 mod watchdog;
 
@@ -12,6 +14,7 @@ use std::thread;
 use std::time::Duration;
 
 use drain::drain_as;
+use rng::Rng;
 use tannoy::{
     Broker, BrokerBuilder, Bytes, Message, MessageKind, OverflowPolicy, Subscriber, TryRecvError,
 };
@@ -387,39 +390,29 @@ fn streaks_on_several_channels_arrive_in_publish_order() {
         let sub = broker.subscriber();
         sub.subscribe(["a", "b", "c"]);
         sub.psubscribe(["p-*"]);
-        // xorshift64: reproducible streak lengths and receive counts.
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut below = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut rng = Rng::new(seed);
         let (mut published, mut received) = (0u64, 0u64);
-        while published < 600 {
-            let channel = CHANNELS[below(4) as usize];
-            for _ in 0..=below(6) {
-                broker.publish(channel, published.to_string());
-                published += 1;
-            }
-            for _ in 0..below(8) {
-                let Ok(msg) = sub.try_recv() else { break };
-                assert_eq!(
-                    (msg.payload().as_ref(), msg.seq()),
-                    (received.to_string().as_bytes(), received),
-                    "seed {seed}"
-                );
-                received += 1;
-            }
-        }
-        for msg in sub.try_iter() {
+        // Each message must be the next one published, numbered as such.
+        let mut check = |msg: Message| {
             assert_eq!(
                 (msg.payload().as_ref(), msg.seq()),
                 (received.to_string().as_bytes(), received),
                 "seed {seed}"
             );
             received += 1;
+        };
+        while published < 600 {
+            let channel = CHANNELS[rng.below(4)];
+            for _ in 0..=rng.below(6) {
+                broker.publish(channel, published.to_string());
+                published += 1;
+            }
+            for _ in 0..rng.below(8) {
+                let Ok(msg) = sub.try_recv() else { break };
+                check(msg);
+            }
         }
+        sub.try_iter().for_each(&mut check);
         assert_eq!(received, published, "seed {seed}");
     }
 }
