@@ -217,6 +217,13 @@ struct Drained {
     lost: u64,
 }
 
+impl std::ops::AddAssign for Drained {
+    fn add_assign(&mut self, other: Self) {
+        self.received += other.received;
+        self.lost += other.lost;
+    }
+}
+
 /// One contender: how to publish, receive and count.
 trait Side: Sync {
     /// A subscriber handle.
@@ -559,8 +566,7 @@ impl<S: Side> Contender<S> {
                                     }
                                     _ => S::drain(sub),
                                 };
-                                drained.received += swept.received;
-                                drained.lost += swept.lost;
+                                drained += swept;
                             }
                             for (p, &seen) in snapshot.iter().enumerate() {
                                 pacing.covered[c][p].0.store(seen, Ordering::Release);
@@ -1001,9 +1007,7 @@ fn drain_bench<S: Side>(
             }
             let mut drained = Drained::default();
             for sub in subs.iter_mut() {
-                let swept = S::drain(sub);
-                drained.received += swept.received;
-                drained.lost += swept.lost;
+                drained += S::drain(sub);
             }
             assert_eq!(
                 (drained.received, drained.lost),
