@@ -403,12 +403,14 @@ impl<P> ReaderState<P> {
     /// [`take`](Self::take) in the common case: nothing is beyond
     /// `capacity` and no subscription has ended. A reader of one feed takes
     /// from its buffer, refilling it first if empty. A reader of several
-    /// takes the next message of its [`Run`], or passes once over its
-    /// cursors: if every one either holds buffered entries or has nothing
-    /// unread, no feed is read and the merge needs no second look (see
-    /// [`pick`](Self::pick)), so the oldest head goes out (starting a run),
-    /// or the reader is found empty. Anything else is [`Quick::Slow`], for
-    /// `take`.
+    /// takes the next message of its [`Run`], or passes over its cursors:
+    /// if every one either holds buffered entries or has nothing unread,
+    /// the oldest head goes out (starting a run), or the reader is found
+    /// empty. If some buffer is empty with entries to read, every such
+    /// buffer is refilled and the pass made again, which then looks at the
+    /// idle cursors after every read, as [`pick`](Self::pick)'s second look
+    /// does. Anything else (a cursor that got entries between the two
+    /// passes, something due for dropping) is [`Quick::Slow`], for `take`.
     ///
     /// A reader draining a burst takes most of its messages here, from the
     /// batches its refills buffered, and a consumer sweeping idle
@@ -441,15 +443,37 @@ impl<P> ReaderState<P> {
         }
         // A full pass: the clock is read before any tail (see `Run`).
         let clock = clock.load(Ordering::Acquire);
-        let mut pass = Pass::default();
-        for (i, cursor) in self.cursors.iter().enumerate() {
-            let unread = cursor.unread();
-            match cursor.head_key() {
-                Some(key) => pass.add(i, cursor.buf.len() as u64 + unread, Some(key)),
-                None if unread > 0 => return Quick::Slow,
-                None => {}
+        let mut refilled = false;
+        let pass = loop {
+            let mut pass = Pass::default();
+            let mut starved = false;
+            for (i, cursor) in self.cursors.iter().enumerate() {
+                let unread = cursor.unread();
+                match cursor.head_key() {
+                    Some(key) => pass.add(i, cursor.buf.len() as u64 + unread, Some(key)),
+                    None if unread > 0 => {
+                        starved = true;
+                        break;
+                    }
+                    None => {}
+                }
             }
-        }
+            if !starved {
+                break pass;
+            }
+            if refilled {
+                // Something arrived for a cursor the refills found idle.
+                return Quick::Slow;
+            }
+            // Refill every empty buffer that has something to read, then
+            // pass again. Every cursor that pass finds idle is looked at
+            // after the last read, so whatever a publisher appended to it
+            // before one of the entries just read is seen (as in `pick`).
+            for i in 0..self.cursors.len() {
+                self.refill(i);
+            }
+            refilled = true;
+        };
         let (Some(picked), pending) = pass.result() else {
             return Quick::Empty;
         };
