@@ -81,7 +81,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
-    criterion_main, measurement::WallTime,
+    measurement::WallTime,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tannoy::{Broker, Subscriber, TryRecvError};
@@ -994,28 +994,75 @@ fn drain_bench<S: Side>(
     payloads: &[Vec<Bytes>],
     mut contender: Contender<S>,
 ) {
-    let expected = plan.deliveries_per_burst();
     let name = contender.side.name();
     let Contender { side, subs, .. } = &mut contender;
     group.bench_function(name.as_str(), |b| {
-        b.iter(|| {
-            for i in 0..WINDOW as usize {
-                for (p, channels) in plan.publishes.iter().enumerate() {
-                    let channel = &plan.channels[channels[i] as usize];
-                    side.publish(channel, payloads[p][i].clone());
-                }
-            }
-            let mut drained = Drained::default();
-            for sub in subs.iter_mut() {
-                drained += S::drain(sub);
-            }
-            assert_eq!(
-                (drained.received, drained.lost),
-                (expected, 0),
-                "{name}: one window must deliver exactly what the plan addresses"
-            );
-        });
+        b.iter(|| drain_window(plan, payloads, side, subs));
     });
+}
+
+/// One iteration of [`seed_drain`]: publishes one window of `plan` from
+/// this thread, then drains every subscriber, checking that exactly what
+/// the plan addresses arrived and nothing was lost.
+fn drain_window<S: Side>(plan: &Plan, payloads: &[Vec<Bytes>], side: &S, subs: &mut [S::Sub]) {
+    for i in 0..WINDOW as usize {
+        for (p, channels) in plan.publishes.iter().enumerate() {
+            let channel = &plan.channels[channels[i] as usize];
+            side.publish(channel, payloads[p][i].clone());
+        }
+    }
+    let mut drained = Drained::default();
+    for sub in subs.iter_mut() {
+        drained += S::drain(sub);
+    }
+    assert_eq!(
+        (drained.received, drained.lost),
+        (plan.deliveries_per_burst(), 0),
+        "{}: one window must deliver exactly what the plan addresses",
+        side.name()
+    );
+}
+
+/// Runs [`seed_drain`]'s iteration a fixed number of times for one side,
+/// outside criterion, so a tool that counts instructions (callgrind) can
+/// take the difference of two round counts: what one window costs, with
+/// the setup subtracted. Returns whether `TANNOY_SEED_DRAIN_ROUNDS` asked
+/// for this (`TANNOY_SEED_DRAIN_SIDE` is `tannoy`, the default, or
+/// `peer`); `benches/callgrind-seed-drain.sh` drives it.
+fn fixed_drain_from_env() -> bool {
+    let Ok(rounds) = std::env::var("TANNOY_SEED_DRAIN_ROUNDS") else {
+        return false;
+    };
+    let rounds: usize = rounds
+        .parse()
+        .expect("TANNOY_SEED_DRAIN_ROUNDS must be a number of windows");
+    let side = std::env::var("TANNOY_SEED_DRAIN_SIDE").unwrap_or_else(|_| "tannoy".into());
+    let window = WINDOW as usize;
+    let plan = Plan::new(20_000, PUBLISHERS, window);
+    let payloads: Vec<Vec<Bytes>> = (0..PUBLISHERS).map(|p| payloads(p as u8, window)).collect();
+    match side.as_str() {
+        "tannoy" => fixed_drain(&plan, &payloads, tannoy(&plan), rounds),
+        "peer" => fixed_drain(&plan, &payloads, peer::<RwLock<PeerState>>(&plan), rounds),
+        other => panic!("TANNOY_SEED_DRAIN_SIDE must be tannoy or peer, not {other:?}"),
+    }
+    println!(
+        "{side}: {rounds} windows of {} deliveries each",
+        plan.deliveries_per_burst()
+    );
+    true
+}
+
+/// [`fixed_drain_from_env`] for one contender.
+fn fixed_drain<S: Side>(
+    plan: &Plan,
+    payloads: &[Vec<Bytes>],
+    mut contender: Contender<S>,
+    rounds: usize,
+) {
+    let Contender { side, subs, .. } = &mut contender;
+    for _ in 0..rounds {
+        drain_window(plan, payloads, side, subs);
+    }
 }
 
 criterion_group! {
@@ -1026,4 +1073,12 @@ criterion_group! {
     config = Criterion::default().without_plots();
     targets = seed_workload, seed_drain
 }
-criterion_main!(benches);
+
+fn main() {
+    if fixed_drain_from_env() {
+        return;
+    }
+    // What `criterion_main!` expands to.
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
