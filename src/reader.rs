@@ -441,6 +441,15 @@ impl<P> ReaderState<P> {
         if let Some(taken) = self.take_run(clock) {
             return Quick::Taken(taken);
         }
+        self.take_pass(capacity, clock)
+    }
+
+    /// [`take_quick`](Self::take_quick)'s pass over the cursors, for a
+    /// reader of several feeds outside a run. Kept out of line so that a
+    /// receive taking the next message of a run (most of them, when a
+    /// reader drains a burst) sets up and tears down a small frame.
+    #[inline(never)]
+    fn take_pass(&mut self, capacity: u64, clock: &AtomicU64) -> Quick<P> {
         // A full pass: the clock is read before any tail (see `Run`).
         let clock = clock.load(Ordering::Acquire);
         let mut refilled = false;
