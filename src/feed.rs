@@ -382,9 +382,12 @@ impl<P> Feed<P> {
             // costs this case twice the instructions (its batch loop keeps
             // more values than registers).
             let skip = (*next - state.front) as usize;
-            let first = Self::take_slot(&mut state.entries[skip]);
+            let slot = &mut state.entries[skip];
+            let first = Self::take_slot(slot);
+            // Only the entry's last reader can free it (and those after).
+            let freed = slot.unread == 0;
             *next += 1;
-            if skip == 0 {
+            if skip == 0 && freed {
                 Self::pop_read(&mut state);
             }
             return (Read::default(), first);
