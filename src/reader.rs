@@ -148,6 +148,18 @@ impl<P> Cursor<P> {
     }
 }
 
+impl<P> Cursor<P> {
+    /// How many buffered entries at the front are older than order key
+    /// `until` (all of them for `u64::MAX`).
+    fn older_than(&self, until: u64) -> usize {
+        if until == u64::MAX {
+            return self.buf.len();
+        }
+        let older = |entry: &&Stamped<P>| order_key(entry.0, self.pattern) < until;
+        self.buf.iter().take_while(older).count()
+    }
+}
+
 /// What the reader's lock protects.
 ///
 /// Laid out in this order (hence `repr(C)`) so that an empty receive, which
@@ -214,19 +226,25 @@ impl Many {
     }
 }
 
-/// A stretch of receives a reader of several feeds makes from one cursor
-/// without looking at the others.
+/// A stretch of receives a reader of several feeds makes from its buffers
+/// without looking at its feeds.
 ///
 /// A full pass over the cursors (in [`ReaderState::take_quick`]) finds the
 /// oldest buffered head and, with the head of every other buffered cursor,
 /// the order key the picked cursor's entries must stay below. Until one
-/// of them does not, or its buffer runs dry, the next message comes from
-/// that same cursor, and the rest of the pass can be skipped:
+/// of them does not, the next message comes from that same cursor, and the
+/// rest of the pass can be skipped. When one does not, and the cursor
+/// still holds buffered entries, the run goes on from whichever buffered
+/// head is now the oldest (a look at the buffers only, no feed's tail);
+/// once the run's cursor runs dry, its feed may hold older entries than
+/// the other heads, and a full pass follows:
 ///
-/// - *Order.* The other buffers do not change meanwhile. An entry appended
-///   since to a cursor the pass found empty may go after the run: had its
-///   publish happened before that of a buffered entry, the pass (which
-///   came after the buffered entry was read) would have seen it.
+/// - *Order.* Only the run's cursor's buffer changes meanwhile, and while
+///   it holds entries, every cursor the pass found buffered still is: each
+///   such cursor's unread entries are newer than its head. An entry
+///   appended since to a cursor the pass found empty may go after the run:
+///   had its publish happened before that of a buffered entry, the pass
+///   (which came after the buffered entry was read) would have seen it.
 /// - *Capacity.* What the pass counted pending can have grown only by
 ///   appends to this reader's feeds, which all take stamps from the
 ///   broker's clock: by at most the clock's advance since the pass, plus
@@ -494,19 +512,10 @@ impl<P> ReaderState<P> {
             unreachable!("a cursor is picked for its buffered entry");
         };
         let slack = capacity.checked_sub(pending - 1 + self.cursors.len() as u64);
-        self.run = slack.map(|slack| {
-            let cursor = &self.cursors[picked];
-            let remaining = if pass.until == u64::MAX {
-                cursor.buf.len()
-            } else {
-                let older = |entry: &&(u64, _)| order_key(entry.0, cursor.pattern) < pass.until;
-                cursor.buf.iter().take_while(older).count()
-            };
-            Run {
-                cursor: picked,
-                remaining,
-                clock_limit: clock.saturating_add(slack),
-            }
+        self.run = slack.map(|slack| Run {
+            cursor: picked,
+            remaining: self.cursors[picked].older_than(pass.until),
+            clock_limit: clock.saturating_add(slack),
         });
         let seq = self.seq;
         self.seq += 1;
@@ -518,16 +527,40 @@ impl<P> ReaderState<P> {
     #[inline]
     fn take_run(&mut self, clock: &AtomicU64) -> Option<Received<P>> {
         let run = self.run.as_mut()?;
-        if run.remaining == 0 || clock.load(Ordering::Acquire) > run.clock_limit {
+        if clock.load(Ordering::Acquire) > run.clock_limit {
             self.run = None;
             return None;
         }
+        if run.remaining == 0 {
+            if self.cursors[run.cursor].buf.is_empty() {
+                self.run = None;
+                return None;
+            }
+            self.repick();
+        }
+        let Some(run) = self.run.as_mut() else {
+            unreachable!("a run goes on from a buffered cursor");
+        };
         let (_, envelope) = self.cursors[run.cursor].buf.pop_front()?;
         run.remaining -= 1;
         run.clock_limit = run.clock_limit.saturating_add(1);
         let seq = self.seq;
         self.seq += 1;
         Some((seq, envelope))
+    }
+
+    /// Moves the run (whose cursor still holds buffered entries) to the
+    /// cursor with the oldest buffered head; see [`Run`], *Order*.
+    #[inline(never)]
+    fn repick(&mut self) {
+        let mut pass = Pass::default();
+        for (i, cursor) in self.cursors.iter().enumerate() {
+            pass.add(i, 0, cursor.head_key());
+        }
+        if let (Some(picked), Some(run)) = (pass.result().0, self.run.as_mut()) {
+            run.cursor = picked;
+            run.remaining = self.cursors[picked].older_than(pass.until);
+        }
     }
 
     /// Takes the next message, first dropping the oldest ones beyond
