@@ -900,6 +900,25 @@ fn subscribed_names_are_this_subscribers_own() {
     assert_eq!(set(broker.channels(None)), set(["a1", "b1", "both"]));
 }
 
+/// The names from before the rename (`channels`, `patterns`,
+/// `shard_channels`) still list what `subscribed_*` list: code written
+/// against them keeps working until it moves.
+#[test]
+#[allow(deprecated, reason = "the old names are what this test covers")]
+fn the_old_names_list_the_same_sets() {
+    let broker = Broker::new();
+    let sub = broker.subscriber();
+    sub.subscribe(["a1", "both"]);
+    sub.psubscribe(["a*"]);
+    sub.ssubscribe(["as", "{x}s"]);
+    assert_eq!(set(sub.channels()), set(["a1", "both"]));
+    assert_eq!(set(sub.patterns()), set(["a*"]));
+    assert_eq!(set(sub.shard_channels()), set(["as", "{x}s"]));
+    assert_eq!(sub.channels(), sub.subscribed_channels());
+    assert_eq!(sub.patterns(), sub.subscribed_patterns());
+    assert_eq!(sub.shard_channels(), sub.subscribed_shard_channels());
+}
+
 /// A subscriber is shared between threads by reference: subscribing,
 /// receiving and listing run concurrently. (Compile-time: `Sync`.)
 #[test]
@@ -953,4 +972,56 @@ fn receive_futures_say_what_they_are_in_debug() {
         shown.starts_with("RecvMany") && shown.contains("limit: 7"),
         "{shown}"
     );
+}
+
+/// A subscriber's `Debug` shows its state now: subscriptions in each
+/// namespace, what is queued, its capacity, what it dropped and whether it
+/// was disconnected; for every kind of inbox.
+#[test]
+fn a_subscribers_debug_shows_its_state() {
+    for policy in POLICIES {
+        let broker: Broker = Broker::builder().queue_capacity(2).build();
+        let sub = broker.subscriber_with(policy);
+        sub.subscribe(["a", "b"]);
+        sub.psubscribe(["a*"]);
+        sub.ssubscribe(["s"]);
+        broker.publish("b", "1");
+        let shown = format!("{sub:?}");
+        assert!(shown.starts_with("Subscriber"), "{shown}");
+        for field in [
+            "subscriptions: 3",
+            "shard_subscriptions: 1",
+            "queued: 1",
+            "capacity: 2",
+            "dropped: 0",
+            "disconnected: false",
+        ] {
+            assert!(
+                shown.contains(field),
+                "{policy:?}: {field} missing from {shown}"
+            );
+        }
+        broker.publish("b", "2");
+        broker.publish("b", "3");
+        let shown = format!("{sub:?}");
+        let expected: &[&str] = match policy {
+            OverflowPolicy::Disconnect => &["queued: 2", "dropped: 1", "disconnected: true"],
+            _ => &["queued: 2", "dropped: 1", "disconnected: false"],
+        };
+        for field in expected {
+            assert!(
+                shown.contains(field),
+                "{policy:?}: {field} missing from {shown}"
+            );
+        }
+    }
+}
+
+/// The blocking iterators show what they are in `Debug`.
+#[test]
+fn receive_iterators_say_what_they_are_in_debug() {
+    let broker: Broker = Broker::new();
+    let sub = broker.subscriber();
+    assert!(format!("{:?}", sub.iter()).starts_with("Iter"));
+    assert!(format!("{:?}", sub.try_iter()).starts_with("TryIter"));
 }
