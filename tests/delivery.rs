@@ -10,8 +10,9 @@ mod watchdog;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use drain::drain_as;
 use rng::Rng;
@@ -701,4 +702,49 @@ fn a_blocked_receiver_is_woken_after_another_subscriber_leaves() {
             });
         }
     });
+}
+
+/// A blocking `recv` is woken by a publish that lands while it is getting
+/// ready to wait (after it found nothing, before it parks), wherever in
+/// that stretch the publish falls: the receiver must either see the
+/// message or be woken by it, never park past it. Each round publishes one
+/// message after a different delay from the moment the receiver is about
+/// to call `recv`; a missed wake-up leaves `recv` parked for good (nothing
+/// else is published), which the watchdog reports. The delays only spread
+/// the publishes; no outcome depends on them.
+#[test]
+fn recv_is_woken_by_a_publish_landing_while_it_gets_ready_to_wait() {
+    const ROUNDS: u64 = 400;
+    for channels in [&["c"][..], &["c", "d", "e"][..]] {
+        let what = format!("{channels:?}: a recv missed the wake-up of its message");
+        watchdog::guarded(Duration::from_secs(60), &what, move || {
+            let broker = Broker::new();
+            let sub = broker.subscriber();
+            sub.subscribe(channels);
+            // The round the receiver is about to receive, plus one.
+            let calling = AtomicU64::new(0);
+            thread::scope(|scope| {
+                scope.spawn(|| {
+                    for round in 0..ROUNDS {
+                        calling.store(round + 1, Ordering::Release);
+                        let msg = sub.recv().expect("the broker stays open");
+                        assert_eq!(msg.payload(), round.to_string().as_str());
+                    }
+                });
+                for round in 0..ROUNDS {
+                    while calling.load(Ordering::Acquire) != round + 1 {
+                        std::hint::spin_loop();
+                    }
+                    // 0 to 20 µs, in steps of 50 ns.
+                    let delay = Duration::from_nanos(round % 400 * 50);
+                    let since = Instant::now();
+                    while since.elapsed() < delay {
+                        std::hint::spin_loop();
+                    }
+                    let channel = channels[round as usize % channels.len()];
+                    assert_eq!(broker.publish(channel, round.to_string()), 1);
+                }
+            });
+        });
+    }
 }
