@@ -384,11 +384,13 @@ impl<P> Feed<P> {
             let skip = (*next - state.front) as usize;
             let slot = &mut state.entries[skip];
             let first = Self::take_slot(slot);
-            // Only the entry's last reader can free it (and those after).
+            // Only the entry's last reader can free it. The entries after
+            // it are not free: this reader has not read them.
             let freed = slot.unread == 0;
             *next += 1;
             if skip == 0 && freed {
-                Self::pop_read(&mut state);
+                state.entries.pop_front();
+                state.front += 1;
             }
             return (Read::default(), first);
         }
