@@ -1025,3 +1025,20 @@ fn receive_iterators_say_what_they_are_in_debug() {
     assert!(format!("{:?}", sub.iter()).starts_with("Iter"));
     assert!(format!("{:?}", sub.try_iter()).starts_with("TryIter"));
 }
+
+/// An interest watch's `next_timeout` gives up and returns `None` once the
+/// timeout passes with nothing to report, and afterwards still reports the
+/// next change.
+#[test]
+fn interest_next_timeout_returns_none_when_nothing_changes() {
+    guarded("next_timeout never returned", || {
+        let broker = Broker::new();
+        let watch = broker.watch_interest();
+        assert!(watch.next_timeout(Duration::from_millis(5)).is_none());
+        let sub = broker.subscriber();
+        sub.subscribe(["late"]);
+        let change = watch.next_timeout(Duration::from_millis(5)).unwrap();
+        assert_eq!(change.name(), "late");
+        assert!(watch.next_timeout(Duration::from_millis(5)).is_none());
+    });
+}

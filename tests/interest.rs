@@ -194,3 +194,25 @@ fn the_stream_follows_changes_and_ends_at_close() {
         ]
     );
 }
+
+/// A watch's `Debug` shows how many changes wait to be read, how many names
+/// it last reported active, and whether the broker has closed.
+#[test]
+fn a_watchs_debug_shows_pending_active_and_closed() {
+    let broker = Broker::new();
+    let watch = broker.watch_interest();
+    let sub = broker.subscriber();
+    sub.subscribe(["a", "b"]);
+    let shown = format!("{watch:?}");
+    for field in ["InterestWatch", "pending: 2", "active: 0", "closed: false"] {
+        assert!(shown.contains(field), "{field} missing from {shown}");
+    }
+    assert_eq!(drain(&watch).len(), 2);
+    let shown = format!("{watch:?}");
+    for field in ["pending: 0", "active: 2", "closed: false"] {
+        assert!(shown.contains(field), "{field} missing from {shown}");
+    }
+    broker.close();
+    let shown = format!("{watch:?}");
+    assert!(shown.contains("closed: true"), "{shown}");
+}
