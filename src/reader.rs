@@ -146,9 +146,7 @@ impl<P> Cursor<P> {
             .front()
             .map(|&(stamp, _)| order_key(stamp, self.pattern))
     }
-}
 
-impl<P> Cursor<P> {
     /// How many buffered entries at the front are older than order key
     /// `until` (all of them for `u64::MAX`).
     fn older_than(&self, until: u64) -> usize {
@@ -229,7 +227,7 @@ impl Many {
 /// A stretch of receives a reader of several feeds makes from its buffers
 /// without looking at its feeds.
 ///
-/// A full pass over the cursors (in [`ReaderState::take_quick`]) finds the
+/// A full pass over the cursors (in [`ReaderState::take_pass`]) finds the
 /// oldest buffered head and, with the head of every other buffered cursor,
 /// the order key the picked cursor's entries must stay below. Until one
 /// of them does not, the next message comes from that same cursor, and the
