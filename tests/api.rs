@@ -1042,3 +1042,148 @@ fn interest_next_timeout_returns_none_when_nothing_changes() {
         assert!(watch.next_timeout(Duration::from_millis(5)).is_none());
     });
 }
+
+/// The remaining `IntoPayload` conversions carry their content: an owned
+/// `Box<str>`, a `BytesMut`, owned and borrowed `Cow`s into `Bytes`; arrays
+/// by value and `&Vec<u8>` into `Vec<u8>`.
+#[test]
+fn every_payload_conversion_keeps_the_content() {
+    let broker = Broker::new();
+    let sub = broker.subscriber();
+    sub.subscribe(["c"]);
+    broker.publish("c", Box::<str>::from("boxed"));
+    broker.publish("c", bytes::BytesMut::from(&b"mutable"[..]));
+    broker.publish("c", Cow::<[u8]>::Owned(b"owned cow".to_vec()));
+    broker.publish("c", Cow::Borrowed("borrowed str"));
+    broker.publish("c", Cow::<str>::Owned(String::from("owned str")));
+    let got: Vec<Bytes> = sub.try_iter().map(Message::into_payload).collect();
+    assert_eq!(
+        got,
+        [
+            &b"boxed"[..],
+            b"mutable",
+            b"owned cow",
+            b"borrowed str",
+            b"owned str"
+        ]
+    );
+
+    let vecs = BrokerBuilder::<Vec<u8>>::new().build();
+    let sub = vecs.subscriber();
+    sub.subscribe(["c"]);
+    vecs.publish("c", *b"xy");
+    let owned = vec![b'z', b'w'];
+    vecs.publish("c", &owned);
+    let got: Vec<Vec<u8>> = sub.try_iter().map(Message::into_payload).collect();
+    assert_eq!(got, [&b"xy"[..], b"zw"]);
+}
+
+/// Each receive error says in words what stopped the receive; the
+/// `Closed` and `Disconnected` variants read the same in every error type.
+#[test]
+fn receive_errors_say_what_stopped_the_receive() {
+    let closed = "receiving on a closed broker";
+    let disconnected = "subscriber disconnected after its queue overflowed";
+    assert_eq!(RecvError::Closed.to_string(), closed);
+    assert_eq!(RecvError::Disconnected.to_string(), disconnected);
+    assert_eq!(
+        TryRecvError::Empty.to_string(),
+        "receiving on an empty queue"
+    );
+    assert_eq!(TryRecvError::Closed.to_string(), closed);
+    assert_eq!(TryRecvError::Disconnected.to_string(), disconnected);
+    assert_eq!(
+        tannoy::RecvTimeoutError::Timeout.to_string(),
+        "timed out waiting on an empty queue"
+    );
+    assert_eq!(tannoy::RecvTimeoutError::Closed.to_string(), closed);
+    assert_eq!(
+        tannoy::RecvTimeoutError::Disconnected.to_string(),
+        disconnected
+    );
+}
+
+/// A message kind displays as the word Redis puts first in its push
+/// reply, and a message's `Debug` shows its kind, sequence number,
+/// channel, pattern (for a pattern match only) and payload.
+#[test]
+fn messages_and_their_kinds_show_what_they_are() {
+    assert_eq!(MessageKind::Message.to_string(), "message");
+    assert_eq!(MessageKind::PMessage.to_string(), "pmessage");
+    assert_eq!(MessageKind::SMessage.to_string(), "smessage");
+
+    let broker = Broker::new();
+    let sub = broker.subscriber();
+    sub.subscribe(["news"]);
+    sub.psubscribe(["n*"]);
+    broker.publish("news", "hi");
+    let exact = format!("{:?}", sub.try_recv().unwrap());
+    let matched = format!("{:?}", sub.try_recv().unwrap());
+    for (shown, fields) in [
+        (
+            &exact,
+            &[
+                "Message",
+                "kind: Message",
+                "seq: 0",
+                "channel: b\"news\"",
+                "payload: b\"hi\"",
+            ][..],
+        ),
+        (
+            &matched,
+            &[
+                "kind: PMessage",
+                "seq: 1",
+                "pattern: b\"n*\"",
+                "payload: b\"hi\"",
+            ][..],
+        ),
+    ] {
+        for field in fields {
+            assert!(shown.contains(field), "{field} missing from {shown}");
+        }
+    }
+    assert!(!exact.contains("pattern"), "{exact}");
+}
+
+/// The builders, a weak handle and a `Closed` future each name themselves
+/// in `Debug`, and the builders show the settings they will build with.
+#[test]
+fn builders_and_handles_say_what_they_are_in_debug() {
+    let builder = Broker::builder()
+        .queue_capacity(8)
+        .shards(4)
+        .overflow_policy(OverflowPolicy::DropNewest);
+    let shown = format!("{builder:?}");
+    for field in [
+        "BrokerBuilder",
+        "queue_capacity: 8",
+        "shards: 4",
+        "overflow_policy: DropNewest",
+    ] {
+        assert!(shown.contains(field), "{field} missing from {shown}");
+    }
+    let broker = builder.build();
+    let shown = format!(
+        "{:?}",
+        broker
+            .subscriber_builder()
+            .queue_capacity(3)
+            .overflow_policy(OverflowPolicy::Disconnect)
+    );
+    for field in [
+        "SubscriberBuilder",
+        "queue_capacity: 3",
+        "overflow_policy: Disconnect",
+    ] {
+        assert!(shown.contains(field), "{field} missing from {shown}");
+    }
+    assert!(format!("{:?}", broker.downgrade()).starts_with("WeakBroker"));
+    let closed = broker.closed();
+    let shown = format!("{closed:?}");
+    assert!(
+        shown.starts_with("Closed") && shown.contains("done: false"),
+        "{shown}"
+    );
+}
