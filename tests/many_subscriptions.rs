@@ -336,3 +336,27 @@ fn many_subscriptions_others_are_told_after_one_leaves() {
         assert_eq!(msg.payload().as_ref(), round.to_string().as_bytes());
     }
 }
+
+/// A subscriber of far more channels than 64 is told of news on each of
+/// them: when every channel publishes before it reads, it receives every
+/// message, in publish order, and again for a second round after it has
+/// read the first.
+#[test]
+fn many_subscriptions_hear_from_every_one_of_hundreds_of_channels() {
+    const WIDE: usize = 200;
+    let broker = Broker::new();
+    let sub = broker.subscriber();
+    let names: Vec<String> = (0..WIDE).map(channel).collect();
+    sub.subscribe(&names);
+    for round in 0..2 {
+        for i in 0..WIDE {
+            assert_eq!(broker.publish(channel(i), format!("{round}:{i}")), 1);
+        }
+        let payloads: Vec<String> = drain(&sub)
+            .into_iter()
+            .map(|g| String::from_utf8(g.3).unwrap())
+            .collect();
+        let expected: Vec<String> = (0..WIDE).map(|i| format!("{round}:{i}")).collect();
+        assert_eq!(payloads, expected, "round {round}");
+    }
+}
