@@ -207,40 +207,43 @@ fn receives_after_close_drain_then_report_closed() {
 /// not `Closed`: a worker loop tells "nothing yet, keep going" from "the
 /// broker is gone, stop" by it. For every policy, and for a subscriber of
 /// one channel, of several, and of many (each receives along its own
-/// path); the deadlines are short because they do pass.
+/// path); the deadlines are short because they do pass. A receive that
+/// never returns fails the test instead of hanging it.
 #[test]
 fn a_timed_receive_on_an_open_broker_reports_timeout() {
-    let many: Vec<String> = (0..40).map(|i| format!("c{i}")).collect();
-    for policy in [
-        OverflowPolicy::DropOldest,
-        OverflowPolicy::DropNewest,
-        OverflowPolicy::Disconnect,
-    ] {
-        for channels in [&many[..1], &many[..3], &many[..]] {
-            let broker = Broker::new();
-            let sub = broker.subscriber_with(policy);
-            sub.subscribe(channels);
-            let what = format!("{policy:?}, {} channels", channels.len());
-            assert_eq!(
-                sub.recv_timeout(Duration::from_millis(1)),
-                Err(RecvTimeoutError::Timeout),
-                "{what}"
-            );
-            assert_eq!(
-                sub.recv_deadline(Instant::now() + Duration::from_millis(1)),
-                Err(RecvTimeoutError::Timeout),
-                "{what}"
-            );
-            // And a message published meanwhile is still there after it.
-            broker.publish(&channels[0], "late");
-            assert_eq!(
-                sub.recv_timeout(Duration::from_millis(1))
-                    .map(|msg| msg.into_payload()),
-                Ok("late".into()),
-                "{what}"
-            );
+    watchdog::guarded(HANG_GUARD, "a timed receive never returned", || {
+        let many: Vec<String> = (0..40).map(|i| format!("c{i}")).collect();
+        for policy in [
+            OverflowPolicy::DropOldest,
+            OverflowPolicy::DropNewest,
+            OverflowPolicy::Disconnect,
+        ] {
+            for channels in [&many[..1], &many[..3], &many[..]] {
+                let broker = Broker::new();
+                let sub = broker.subscriber_with(policy);
+                sub.subscribe(channels);
+                let what = format!("{policy:?}, {} channels", channels.len());
+                assert_eq!(
+                    sub.recv_timeout(Duration::from_millis(1)),
+                    Err(RecvTimeoutError::Timeout),
+                    "{what}"
+                );
+                assert_eq!(
+                    sub.recv_deadline(Instant::now() + Duration::from_millis(1)),
+                    Err(RecvTimeoutError::Timeout),
+                    "{what}"
+                );
+                // And a message published meanwhile is still there after it.
+                broker.publish(&channels[0], "late");
+                assert_eq!(
+                    sub.recv_timeout(Duration::from_millis(1))
+                        .map(|msg| msg.into_payload()),
+                    Ok("late".into()),
+                    "{what}"
+                );
+            }
         }
-    }
+    });
 }
 
 /// After `close()`, `publish` and `spublish` return 0 and queue nothing,
