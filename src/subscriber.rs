@@ -796,7 +796,7 @@ impl<P> Subscriber<P> {
     /// let broker = tannoy::Broker::new();
     /// let sub = broker.subscriber();
     /// sub.subscribe(["a"]);
-    /// assert_eq!(sub.subscribed_channels(), sub.subscribed_channels());
+    /// assert_eq!(sub.channels(), sub.subscribed_channels());
     /// ```
     #[deprecated(since = "0.2.0", note = "renamed `subscribed_channels`")]
     pub fn channels(&self) -> Vec<Bytes> {
@@ -813,7 +813,7 @@ impl<P> Subscriber<P> {
     /// let broker = tannoy::Broker::new();
     /// let sub = broker.subscriber();
     /// sub.psubscribe(["a*"]);
-    /// assert_eq!(sub.subscribed_patterns(), sub.subscribed_patterns());
+    /// assert_eq!(sub.patterns(), sub.subscribed_patterns());
     /// ```
     #[deprecated(since = "0.2.0", note = "renamed `subscribed_patterns`")]
     pub fn patterns(&self) -> Vec<Bytes> {
@@ -832,7 +832,7 @@ impl<P> Subscriber<P> {
     /// let broker = tannoy::Broker::new();
     /// let sub = broker.subscriber();
     /// sub.ssubscribe(["s"]);
-    /// assert_eq!(sub.subscribed_shard_channels(), sub.subscribed_shard_channels());
+    /// assert_eq!(sub.shard_channels(), sub.subscribed_shard_channels());
     /// ```
     #[deprecated(since = "0.2.0", note = "renamed `subscribed_shard_channels`")]
     pub fn shard_channels(&self) -> Vec<Bytes> {
