@@ -265,6 +265,22 @@ struct Run {
     clock_limit: u64,
 }
 
+impl Run {
+    /// Moves the run (whose cursor still holds buffered entries) to the
+    /// cursor with the oldest buffered head; see [`Run`], *Order*.
+    #[inline(never)]
+    fn repick<P>(&mut self, cursors: &[Cursor<P>]) {
+        let mut pass = Pass::default();
+        for (i, cursor) in cursors.iter().enumerate() {
+            pass.add(i, 0, cursor.head_key());
+        }
+        if let (Some(picked), _) = pass.result() {
+            self.cursor = picked;
+            self.remaining = cursors[picked].older_than(pass.until);
+        }
+    }
+}
+
 /// A buffered entry's place in the merge as one number: its stamp, then
 /// exact (0) before pattern (1) messages. Stamps count appends, so they
 /// stay far below 2^63.
@@ -534,31 +550,14 @@ impl<P> ReaderState<P> {
                 self.run = None;
                 return None;
             }
-            self.repick();
+            run.repick(&self.cursors);
         }
-        let Some(run) = self.run.as_mut() else {
-            unreachable!("a run goes on from a buffered cursor");
-        };
         let (_, envelope) = self.cursors[run.cursor].buf.pop_front()?;
         run.remaining -= 1;
         run.clock_limit = run.clock_limit.saturating_add(1);
         let seq = self.seq;
         self.seq += 1;
         Some((seq, envelope))
-    }
-
-    /// Moves the run (whose cursor still holds buffered entries) to the
-    /// cursor with the oldest buffered head; see [`Run`], *Order*.
-    #[inline(never)]
-    fn repick(&mut self) {
-        let mut pass = Pass::default();
-        for (i, cursor) in self.cursors.iter().enumerate() {
-            pass.add(i, 0, cursor.head_key());
-        }
-        if let (Some(picked), Some(run)) = (pass.result().0, self.run.as_mut()) {
-            run.cursor = picked;
-            run.remaining = self.cursors[picked].older_than(pass.until);
-        }
     }
 
     /// Takes the next message, first dropping the oldest ones beyond
