@@ -266,6 +266,36 @@ struct Run {
 }
 
 impl Run {
+    /// The next message of the reader's current run (`current`), if it
+    /// goes on; ends the run otherwise. Takes the cursors as a slice so a
+    /// receive looks once at where they live.
+    #[inline]
+    fn take<P>(
+        current: &mut Option<Run>,
+        cursors: &mut [Cursor<P>],
+        seq: &mut u64,
+        clock: &AtomicU64,
+    ) -> Option<Received<P>> {
+        let run = current.as_mut()?;
+        if clock.load(Ordering::Acquire) > run.clock_limit {
+            *current = None;
+            return None;
+        }
+        if run.remaining == 0 {
+            if cursors[run.cursor].buf.is_empty() {
+                *current = None;
+                return None;
+            }
+            run.repick(cursors);
+        }
+        let (_, envelope) = cursors[run.cursor].buf.pop_front()?;
+        run.remaining -= 1;
+        run.clock_limit = run.clock_limit.saturating_add(1);
+        let taken = *seq;
+        *seq += 1;
+        Some((taken, envelope))
+    }
+
     /// Moves the run (whose cursor still holds buffered entries) to the
     /// cursor with the oldest buffered head; see [`Run`], *Order*.
     #[inline(never)]
@@ -452,7 +482,9 @@ impl<P> ReaderState<P> {
         if self.many.is_some() || self.ended > 0 {
             return Quick::Slow;
         }
-        if let [cursor] = &mut self.cursors[..] {
+        // One look at where the cursors live, for the whole receive.
+        let cursors = &mut self.cursors[..];
+        if let [cursor] = cursors {
             // The common reader of one feed: no merge, so an empty buffer
             // is refilled right here.
             let (next, lost) = cursor.take_next();
@@ -463,14 +495,14 @@ impl<P> ReaderState<P> {
             };
             if pending > capacity {
                 // The oldest is due for dropping: `take` does that.
-                self.cursors[0].buf.push_front((stamp, envelope));
+                cursor.buf.push_front((stamp, envelope));
                 return Quick::Slow;
             }
             let seq = self.seq;
             self.seq += 1;
             return Quick::Taken((seq, envelope));
         }
-        if let Some(taken) = self.take_run(clock) {
+        if let Some(taken) = Run::take(&mut self.run, cursors, &mut self.seq, clock) {
             return Quick::Taken(taken);
         }
         self.take_pass(capacity, clock)
@@ -534,30 +566,6 @@ impl<P> ReaderState<P> {
         let seq = self.seq;
         self.seq += 1;
         Quick::Taken((seq, envelope))
-    }
-
-    /// The next message of the current [`Run`], if it goes on; ends the
-    /// run otherwise.
-    #[inline]
-    fn take_run(&mut self, clock: &AtomicU64) -> Option<Received<P>> {
-        let run = self.run.as_mut()?;
-        if clock.load(Ordering::Acquire) > run.clock_limit {
-            self.run = None;
-            return None;
-        }
-        if run.remaining == 0 {
-            if self.cursors[run.cursor].buf.is_empty() {
-                self.run = None;
-                return None;
-            }
-            run.repick(&self.cursors);
-        }
-        let (_, envelope) = self.cursors[run.cursor].buf.pop_front()?;
-        run.remaining -= 1;
-        run.clock_limit = run.clock_limit.saturating_add(1);
-        let seq = self.seq;
-        self.seq += 1;
-        Some((seq, envelope))
     }
 
     /// Takes the next message, first dropping the oldest ones beyond
