@@ -56,6 +56,7 @@ use std::task::Waker;
 
 use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashMap};
+use smallvec::SmallVec;
 
 use crate::closed::CloseSignal;
 use crate::delivery::Delivery;
@@ -100,9 +101,14 @@ const SHARD_SHIFT: u32 = 40;
 #[repr(align(128))]
 struct CachePadded<T>(T);
 
+/// Pattern matches a publish keeps without allocating (see [`PatternMatches`]).
+const INLINE_MATCHES: usize = 2;
+
 /// The patterns a publish matches: each one's feed and name, with the copy
 /// of the payload its message will carry (taken when it is appended).
-type PatternMatches<P> = Vec<(Arc<Feed<P>>, Bytes, Option<P>)>;
+/// A few inline: most publishes that match a pattern match one or two,
+/// and then the list costs no allocation.
+type PatternMatches<P> = SmallVec<[(Arc<Feed<P>>, Bytes, Option<P>); INLINE_MATCHES]>;
 
 /// A subscribed pattern.
 #[derive(Debug)]
@@ -712,7 +718,7 @@ impl<P: Clone> Registry<P> {
             if ns == Namespace::Channel && self.pattern_count.load(Ordering::Acquire) > 0 {
                 self.pattern_matches(channel, &payload)
             } else {
-                Vec::new()
+                PatternMatches::new()
             };
         let kind = match ns {
             Namespace::Channel => MessageKind::Message,
@@ -758,7 +764,7 @@ impl<P: Clone> Registry<P> {
     /// copy of the payload. Matched under the index's read lock; the
     /// payload is cloned after it is released.
     fn pattern_matches(&self, channel: &[u8], payload: &P) -> PatternMatches<P> {
-        let mut matches = Vec::new();
+        let mut matches = PatternMatches::new();
         self.patterns
             .read()
             .for_each_match(channel, |pattern, entry| {
