@@ -108,7 +108,11 @@ const INLINE_MATCHES: usize = 2;
 /// of the payload its message will carry (taken when it is appended).
 /// A few inline: most publishes that match a pattern match one or two,
 /// and then the list costs no allocation.
-type PatternMatches<P> = SmallVec<[(Arc<Feed<P>>, Bytes, Option<P>); INLINE_MATCHES]>;
+type PatternMatches<P> = SmallVec<[PatternMatch<P>; INLINE_MATCHES]>;
+
+/// One of [`PatternMatches`]: the pattern's feed, its name, and the payload
+/// copy.
+type PatternMatch<P> = (Arc<Feed<P>>, Bytes, Option<P>);
 
 /// A subscribed pattern.
 #[derive(Debug)]
@@ -741,20 +745,23 @@ impl<P: Clone> Registry<P> {
             }
             None => delivery.unused = Some(payload),
         }
-        if !matches.is_empty() {
+        if let Some((last, others)) = matches.split_last_mut() {
             // The active channel's name is shared; otherwise one copy.
             let name = entry.map_or_else(|| Bytes::copy_from_slice(channel), |e| e.name.clone());
-            for (feed, pattern, copy) in &mut matches {
+            let mut append = |(feed, pattern, copy): &mut PatternMatch<P>, name: Bytes| {
                 if let Some(copy) = copy.take() {
-                    let envelope = Envelope::new(
-                        MessageKind::PMessage,
-                        name.clone(),
-                        Some(pattern.clone()),
-                        copy,
-                    );
+                    let envelope =
+                        Envelope::new(MessageKind::PMessage, name, Some(pattern.clone()), copy);
                     feed.append(envelope, clock, &mut delivery);
                 }
+            };
+            for matched in others {
+                append(matched, name.clone());
             }
+            // The last takes the name itself: a copied name that only one
+            // message carries is never cloned, and so never turned into a
+            // shared one (an allocation of its own).
+            append(last, name);
         }
         drop(shard);
         delivery.finish()
