@@ -2,6 +2,12 @@
 //! reads as a ratio measured in one run on one machine.
 //!
 //! Run: `cargo bench --bench broker` (add `-- <group>` to pick one).
+//!
+//! Instructions instead of time: `benches/callgrind-broker.sh` counts with
+//! callgrind what one message of `publish_recv_one` and one delivery of
+//! `fanout` cost each side, running the same iterations outside criterion
+//! (see [`fixed_count_from_env`]). Wall-clock ratios on a loaded 2-vCPU
+//! machine move by a third between runs; these counts do not.
 
 use std::hint::black_box;
 use std::sync::mpsc;
@@ -9,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use tannoy::{Broker, glob_match};
 
 #[path = "support/workload.rs"]
@@ -31,65 +37,98 @@ fn publish_recv_one(c: &mut Criterion) {
     let mut group = c.benchmark_group("publish_recv_one");
     group.throughput(Throughput::Elements(1));
 
+    let mut tannoy = tannoy_publish_recv_one();
+    group.bench_function("tannoy", |b| b.iter(&mut tannoy));
+
+    let mut crossbeam = crossbeam_publish_recv_one();
+    group.bench_function("crossbeam_channel", |b| b.iter(&mut crossbeam));
+    group.finish();
+}
+
+/// [`publish_recv_one`]'s tannoy side: sets up one broker with one exact
+/// subscriber and returns the iteration, one publish and its receive. Both
+/// criterion and [`fixed_count_from_env`] run what this returns, so the
+/// instruction counts are of the code criterion times.
+fn tannoy_publish_recv_one() -> impl FnMut() {
     let broker = Broker::new();
     let sub = broker.subscriber();
     sub.subscribe(["ai:models:updated"]);
     let p = payload();
-    group.bench_function("tannoy", |b| {
-        b.iter(|| {
-            broker.publish(black_box("ai:models:updated"), p.clone());
-            black_box(sub.try_recv().unwrap());
-        })
-    });
-
-    let (tx, rx) = crossbeam_channel::bounded::<Bytes>(1024);
-    group.bench_function("crossbeam_channel", |b| {
-        b.iter(|| {
-            tx.send(black_box(p.clone())).unwrap();
-            black_box(rx.try_recv().unwrap());
-        })
-    });
-    group.finish();
+    move || {
+        broker.publish(black_box("ai:models:updated"), p.clone());
+        black_box(sub.try_recv().unwrap());
+    }
 }
+
+/// [`publish_recv_one`]'s peer, as [`tannoy_publish_recv_one`]: one send
+/// and one receive on a crossbeam bounded channel.
+fn crossbeam_publish_recv_one() -> impl FnMut() {
+    let (tx, rx) = crossbeam_channel::bounded::<Bytes>(1024);
+    let p = payload();
+    move || {
+        tx.send(black_box(p.clone())).unwrap();
+        black_box(rx.try_recv().unwrap());
+    }
+}
+
+/// The subscriber counts [`fanout`] measures.
+const FANOUT_SUBSCRIBERS: [usize; 5] = [1, 16, 64, 256, 1024];
 
 /// One publish delivered to n subscribers, each of which then receives it;
 /// throughput is deliveries. The peer is tokio's broadcast channel with the
 /// same number of receivers.
 fn fanout(c: &mut Criterion) {
     let mut group = c.benchmark_group("fanout");
-    for n in [1usize, 16, 64, 256, 1024] {
+    for n in FANOUT_SUBSCRIBERS {
         group.throughput(Throughput::Elements(n as u64));
-        let p = payload();
 
-        let broker = Broker::new();
-        let subs: Vec<_> = (0..n)
-            .map(|_| {
-                let s = broker.subscriber();
-                s.subscribe(["conversations:new"]);
-                s
-            })
-            .collect();
+        let mut tannoy = tannoy_fanout(n);
         group.bench_with_input(BenchmarkId::new("tannoy", n), &n, |b, _| {
-            b.iter(|| {
-                broker.publish(black_box("conversations:new"), p.clone());
-                for s in &subs {
-                    black_box(s.try_recv().unwrap());
-                }
-            })
+            b.iter(&mut tannoy)
         });
 
-        let (tx, _) = tokio::sync::broadcast::channel::<Bytes>(1024);
-        let mut rxs: Vec<_> = (0..n).map(|_| tx.subscribe()).collect();
+        let mut tokio = tokio_fanout(n);
         group.bench_with_input(BenchmarkId::new("tokio_broadcast", n), &n, |b, _| {
-            b.iter(|| {
-                tx.send(black_box(p.clone())).unwrap();
-                for r in &mut rxs {
-                    black_box(r.try_recv().unwrap());
-                }
-            })
+            b.iter(&mut tokio)
         });
     }
     group.finish();
+}
+
+/// [`fanout`]'s tannoy side: sets up one broker with `n` subscribers to
+/// one channel and returns the iteration, one publish and every
+/// subscriber's receive. Both criterion and [`fixed_count_from_env`] run
+/// what this returns.
+fn tannoy_fanout(n: usize) -> impl FnMut() {
+    let broker = Broker::new();
+    let subs: Vec<_> = (0..n)
+        .map(|_| {
+            let s = broker.subscriber();
+            s.subscribe(["conversations:new"]);
+            s
+        })
+        .collect();
+    let p = payload();
+    move || {
+        broker.publish(black_box("conversations:new"), p.clone());
+        for s in &subs {
+            black_box(s.try_recv().unwrap());
+        }
+    }
+}
+
+/// [`fanout`]'s peer, as [`tannoy_fanout`]: one send on a tokio broadcast
+/// channel with `n` receivers, and every receiver's receive.
+fn tokio_fanout(n: usize) -> impl FnMut() {
+    let (tx, _) = tokio::sync::broadcast::channel::<Bytes>(1024);
+    let mut rxs: Vec<_> = (0..n).map(|_| tx.subscribe()).collect();
+    let p = payload();
+    move || {
+        tx.send(black_box(p.clone())).unwrap();
+        for r in &mut rxs {
+            black_box(r.try_recv().unwrap());
+        }
+    }
 }
 
 /// Messages sent per batch in the cross-thread benchmark, and the queue
@@ -411,6 +450,70 @@ fn publisher_threads(c: &mut Criterion) {
     group.finish();
 }
 
+/// Runs one benchmark's iteration a fixed number of times for one side,
+/// outside criterion, so a tool that counts instructions (callgrind) can
+/// take the difference of two round counts: what one iteration costs, with
+/// the setup (building the broker, subscribing) and the process's start
+/// subtracted. Machine load moves wall-clock ratios on a small shared
+/// machine; it does not move these counts. Returns whether
+/// `TANNOY_BROKER_COUNT` asked for this: it names the benchmark,
+/// `publish_recv_one` or `fanout/<n>` with n one of
+/// [`FANOUT_SUBSCRIBERS`]; `TANNOY_BROKER_ROUNDS` is the number of
+/// iterations and `TANNOY_BROKER_SIDE` is `tannoy`, the default, or `peer`.
+/// `benches/callgrind-broker.sh` drives it, reading the line this prints.
+fn fixed_count_from_env() -> bool {
+    let Ok(scenario) = std::env::var("TANNOY_BROKER_COUNT") else {
+        return false;
+    };
+    let rounds: u64 = std::env::var("TANNOY_BROKER_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .expect("TANNOY_BROKER_ROUNDS must be a number of iterations");
+    let side = std::env::var("TANNOY_BROKER_SIDE").unwrap_or_else(|_| "tannoy".into());
+    let peer = match side.as_str() {
+        "tannoy" => false,
+        "peer" => true,
+        other => panic!("TANNOY_BROKER_SIDE must be tannoy or peer, not {other:?}"),
+    };
+    // Who ran, how many operations one iteration is, and what they are.
+    let (name, per_round, unit) = if scenario == "publish_recv_one" {
+        if peer {
+            repeat(rounds, crossbeam_publish_recv_one());
+            ("crossbeam_channel", 1, "message")
+        } else {
+            repeat(rounds, tannoy_publish_recv_one());
+            ("tannoy", 1, "message")
+        }
+    } else {
+        let n = scenario
+            .strip_prefix("fanout/")
+            .and_then(|n| n.parse().ok())
+            .filter(|n| FANOUT_SUBSCRIBERS.contains(n))
+            .unwrap_or_else(|| {
+                panic!(
+                    "TANNOY_BROKER_COUNT must be publish_recv_one or fanout/<n> with n one of \
+                     {FANOUT_SUBSCRIBERS:?}, not {scenario:?}"
+                )
+            });
+        if peer {
+            repeat(rounds, tokio_fanout(n));
+            ("tokio_broadcast", n, "delivery")
+        } else {
+            repeat(rounds, tannoy_fanout(n));
+            ("tannoy", n, "delivery")
+        }
+    };
+    println!("{scenario} {name}: {rounds} rounds, {per_round} per round, counted per {unit}");
+    true
+}
+
+/// Runs `iteration` `rounds` times, as criterion's `iter` does.
+fn repeat(rounds: u64, mut iteration: impl FnMut()) {
+    for _ in 0..rounds {
+        iteration();
+    }
+}
+
 criterion_group!(
     benches,
     publish_recv_one,
@@ -421,4 +524,12 @@ criterion_group!(
     pattern_churn,
     publisher_threads
 );
-criterion_main!(benches);
+
+fn main() {
+    if fixed_count_from_env() {
+        return;
+    }
+    // What `criterion_main!` expands to.
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
