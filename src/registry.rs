@@ -718,12 +718,11 @@ impl<P: Clone> Registry<P> {
         // The feeds stay here until after the shard is released: a pattern
         // unsubscribed meanwhile may leave this publish holding the last
         // reference to its feed.
-        let mut matches =
-            if ns == Namespace::Channel && self.pattern_count.load(Ordering::Acquire) > 0 {
-                self.pattern_matches(channel, &payload)
-            } else {
-                PatternMatches::new()
-            };
+        // `None` without patterns: an empty list would still cost this
+        // publish its setting up and dropping.
+        let mut matches = (ns == Namespace::Channel
+            && self.pattern_count.load(Ordering::Acquire) > 0)
+            .then(|| self.pattern_matches(channel, &payload));
         let kind = match ns {
             Namespace::Channel => MessageKind::Message,
             Namespace::Shard => MessageKind::SMessage,
@@ -745,7 +744,7 @@ impl<P: Clone> Registry<P> {
             }
             None => delivery.unused = Some(payload),
         }
-        if let Some((last, others)) = matches.split_last_mut() {
+        if let Some((last, others)) = matches.as_mut().and_then(|m| m.split_last_mut()) {
             // The active channel's name is shared; otherwise one copy.
             let name = entry.map_or_else(|| Bytes::copy_from_slice(channel), |e| e.name.clone());
             let mut append = |(feed, pattern, copy): &mut PatternMatch<P>, name: Bytes| {
