@@ -368,6 +368,13 @@ impl<P> Feed<P> {
     /// with its stamp. The last reader of an entry takes it, the others
     /// clone a reference. A cursor below `front` first jumps to it (or to
     /// `end`), and the jump is reported as lost.
+    ///
+    /// Inlined into its callers, always: the one-entry read of a reader
+    /// keeping up is most receives of a subscriber of one channel, and a
+    /// call frame of its own (saved registers, arguments through memory)
+    /// cost it about a sixth of its instructions. The batch read stays out
+    /// of line.
+    #[inline(always)]
     pub(crate) fn read(
         &self,
         next: &mut u64,
@@ -398,7 +405,7 @@ impl<P> Feed<P> {
     }
 
     /// [`read`](Self::read), under the lock the caller holds.
-    #[inline]
+    #[inline(never)]
     fn read_locked(
         state: &mut FeedState<P>,
         next: &mut u64,
