@@ -307,6 +307,10 @@ impl<P> Feed<P> {
     /// Appends `envelope` for every reader, stamped from `clock`, and pushes
     /// it to every strict subscriber, tallying deliveries, wake-ups and
     /// leftovers in `out`.
+    ///
+    /// Inlined into the publish, always: a call frame of its own cost a
+    /// publish to one subscriber 30 of its instructions.
+    #[inline(always)]
     pub(crate) fn append(
         &self,
         envelope: Arc<Envelope<P>>,
