@@ -526,6 +526,30 @@ mod tests {
         assert_eq!(Parsed::new(b"").segments, [super::Segment::empty_at(0)]);
     }
 
+    /// Measuring a segment's span again gives the segment the parse made:
+    /// the compiler re-measures the cores of middle segments this way, and
+    /// a verbatim literal measured as not verbatim would be copied instead
+    /// of sharing the pattern's bytes.
+    #[test]
+    fn measure_agrees_with_parse() {
+        for pattern in [
+            &b"ab*a\\*b*[x]y*a?[bc]"[..],
+            b"*abc*",
+            b"x*?yz?*[^a]b\\",
+            b"[a-c]d*e[",
+        ] {
+            let parsed = Parsed::new(pattern);
+            for segment in &parsed.segments {
+                assert_eq!(
+                    super::Segment::measure(pattern, segment.start, segment.end),
+                    *segment,
+                    "{:?}",
+                    pattern.escape_ascii().to_string()
+                );
+            }
+        }
+    }
+
     /// Ranges are maximal runs, in order, covering exactly the members.
     #[test]
     fn set_ranges() {
