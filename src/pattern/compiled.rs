@@ -1167,6 +1167,32 @@ mod tests {
         check!(b"*a*a" => b"aa" => true, b"a" => false, b"xaya" => true);
     }
 
+    /// A head too long for an element array is kept packed, and a later
+    /// core that gets a precomputed table gives its packed elements back:
+    /// the head's own elements, sharing the last packed word, keep their
+    /// meaning (literal bytes stay literal, `?` stays `?`).
+    #[test]
+    fn packed_head_survives_a_tabled_core() {
+        // 400 elements: past the budget for an element array (4 KiB plus
+        // the pattern's length), so the head is packed; 400 is not a
+        // multiple of 64, so the core's first element shares a word with
+        // the head's last 16.
+        let head = [b"?".as_slice(), &[b'b'; 399]].concat();
+        let pattern = [&head[..], b"*x?y*"].concat();
+        let channel = |fill: &[u8], tail: &[u8]| [b"c".as_slice(), fill, tail].concat();
+        let bs = [b'b'; 399];
+        let mut last_changed = bs;
+        last_changed[398] = b'Q';
+        let mut early_changed = bs;
+        early_changed[383] = b'Q';
+        check!(&pattern =>
+            channel(&bs, b"xzy!") => true,
+            channel(&bs, b"xzz!") => false,
+            channel(&last_changed, b"xzy!") => false,
+            channel(&early_changed, b"xzy!") => false,
+        );
+    }
+
     /// Middle segments are placed at their leftmost occurrence.
     #[test]
     fn leftmost_middle() {
