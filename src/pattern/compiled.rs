@@ -1193,6 +1193,33 @@ mod tests {
         );
     }
 
+    /// A core of three state words: partial matches reaching the third
+    /// word die at a `z`, which only one element (`j`, in the second word)
+    /// accepts, and the match restarted there grows back into the third
+    /// word. No trace of the dead matches may count towards an occurrence:
+    /// the core (150 elements) occurs only once `149 - j` `a`s follow the
+    /// `z`.
+    #[test]
+    fn restarted_partial_match_leaves_no_trace() {
+        for j in 64..127 {
+            let pattern = [
+                b"*".as_slice(),
+                &vec![b'a'; j],
+                b"[az]",
+                &vec![b'a'; 149 - j],
+                b"*",
+            ]
+            .concat();
+            for before in [j + 1, 140, 149] {
+                for after in [148 - j, 149 - j] {
+                    let channel = [&vec![b'a'; before][..], b"z", &vec![b'a'; after]].concat();
+                    agree(&pattern, &channel).unwrap();
+                    assert_eq!(reference::matches(&pattern, &channel), after == 149 - j);
+                }
+            }
+        }
+    }
+
     /// Middle segments are placed at their leftmost occurrence.
     #[test]
     fn leftmost_middle() {
