@@ -1220,6 +1220,19 @@ mod tests {
         }
     }
 
+    /// A core of two state words: while a partial match is alive in the
+    /// second word, a byte that only the 64th element accepts starts no
+    /// partial match by itself, so what follows it cannot complete one.
+    #[test]
+    fn lone_byte_starts_no_long_partial_match() {
+        let pattern = [b"*".as_slice(), &[b'a'; 63], b"[ay]", &[b'b'; 8], b"*"].concat();
+        let prefix = [&[b'a'; 63][..], b"y"].concat();
+        check!(&pattern =>
+            [&prefix[..], b"bbbybbbbbbbb"].concat() => false,
+            [&prefix[..], b"bbbb", &prefix[..], b"bbbbbbbb"].concat() => true,
+        );
+    }
+
     /// Middle segments are placed at their leftmost occurrence.
     #[test]
     fn leftmost_middle() {
