@@ -1233,6 +1233,19 @@ mod tests {
         );
     }
 
+    /// A long core found after the channel's first byte ends where it
+    /// really ends, so the tail after it needs bytes of its own.
+    #[test]
+    fn long_core_found_late_ends_where_it_ends() {
+        let pattern = [b"*".as_slice(), &[b'a'; 64], b"[ab]*b"].concat();
+        let core = [&[b'a'; 64][..], b"b"].concat();
+        check!(&pattern =>
+            [b"x".as_slice(), &core].concat() => false,
+            [b"x".as_slice(), &core, b"b"].concat() => true,
+            [b"xy".as_slice(), &core, b"yb"].concat() => true,
+        );
+    }
+
     /// Middle segments are placed at their leftmost occurrence.
     #[test]
     fn leftmost_middle() {
