@@ -296,6 +296,11 @@ impl<T> Queue<T> {
     }
 
     /// Takes the oldest element without waiting.
+    ///
+    /// Out of line, so that `Subscriber::try_recv`, which calls it for a
+    /// subscriber with its own queue, stays small enough to inline into its
+    /// caller: a receive then makes one call, whichever the inbox.
+    #[inline(never)]
     pub(crate) fn try_pop(&self) -> Result<(u64, T), TryRecvError> {
         // An empty open queue answers without its lock, so a consumer
         // sweeping many idle subscribers never pulls the lock's cache line

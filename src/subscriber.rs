@@ -14,8 +14,8 @@ use futures_core::{FusedStream, Stream};
 use crate::closed::Closed;
 use crate::endpoint::{Endpoint, Inbox};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
-use crate::message::{Envelope, Message, Received};
-use crate::queue::{OverflowPolicy, Queue};
+use crate::message::Message;
+use crate::queue::OverflowPolicy;
 use crate::registry::{Namespace, Registry};
 
 /// A subscriber: one Redis connection in subscribed mode, with one bounded
@@ -277,13 +277,13 @@ impl<P> Subscriber<P> {
     /// assert_eq!(sub.try_recv()?.payload(), "now"); // publish has queued it
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    // Small enough to inline into the caller's loop, so a receive makes
-    // one call (into the reader's or the queue's take), not two.
+    // Small enough to inline into the caller's loop (the queue's pop is
+    // out of line), so a receive makes one call, not two.
     #[inline]
     pub fn try_recv(&self) -> Result<Message<P>, TryRecvError> {
         match &self.endpoint.inbox {
             Inbox::Feeds(reader) => reader.try_take(self.broker.receive_context()),
-            Inbox::Queue(queue) => try_pop_queue(queue),
+            Inbox::Queue(queue) => queue.try_pop(),
         }
         .map(|(seq, envelope)| Message::new(seq, envelope))
     }
@@ -1053,11 +1053,4 @@ impl<'a, P> IntoIterator for &'a Subscriber<P> {
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
-}
-
-/// [`Subscriber::try_recv`] for a subscriber with its own queue, out of
-/// line so that `try_recv` stays small enough to inline.
-#[inline(never)]
-fn try_pop_queue<P>(queue: &Queue<Arc<Envelope<P>>>) -> Result<Received<P>, TryRecvError> {
-    queue.try_pop()
 }
