@@ -30,12 +30,9 @@ scenarios=("$@")
 LOW_OPS=100000
 HIGH_OPS=600000
 
-bench=$(cargo bench -p tannoy-benches --bench broker --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "broker" and m.get("executable"):
-        print(m["executable"])')
+# shellcheck source=benches/bench-executable.sh
+source benches/bench-executable.sh
+bench=$(bench_executable broker)
 
 # Runs the bench binary for scenario $1, side $2, $3 rounds.
 run() {

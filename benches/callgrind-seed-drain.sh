@@ -17,12 +17,9 @@ cd "$(dirname "$0")/.."
 sides=("$@")
 [ ${#sides[@]} -eq 0 ] && sides=(tannoy peer)
 
-bench=$(cargo bench -p tannoy-benches --bench seed --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "seed" and m.get("executable"):
-        print(m["executable"])')
+# shellcheck source=benches/bench-executable.sh
+source benches/bench-executable.sh
+bench=$(bench_executable seed)
 
 # Instructions executed by the bench binary running $2 windows of side $1.
 instructions() {
