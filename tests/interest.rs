@@ -1,11 +1,21 @@
 //! Subscription interest: `Broker::watch_interest` reports each name's
 //! first subscriber and last departure, exactly once per real change.
 
+#[path = "support/shows.rs"]
+mod shows;
+#[path = "support/watchdog.rs"]
+mod watchdog;
+
 use std::thread;
 use std::time::Duration;
 
 use futures::StreamExt;
+use shows::assert_shows;
 use tannoy::{Broker, InterestChange, InterestKind, OverflowPolicy};
+
+/// How long a hang guard waits before declaring a hang: it only turns a
+/// hang into a failure, it never measures speed.
+const HANG_GUARD: Duration = Duration::from_secs(120);
 
 /// Everything pending, as (kind, name, active).
 fn drain(watch: &tannoy::InterestWatch) -> Vec<(InterestKind, String, bool)> {
@@ -204,15 +214,31 @@ fn a_watchs_debug_shows_pending_active_and_closed() {
     let sub = broker.subscriber();
     sub.subscribe(["a", "b"]);
     let shown = format!("{watch:?}");
-    for field in ["InterestWatch", "pending: 2", "active: 0", "closed: false"] {
-        assert!(shown.contains(field), "{field} missing from {shown}");
-    }
+    assert_shows(
+        &shown,
+        &["InterestWatch", "pending: 2", "active: 0", "closed: false"],
+    );
     assert_eq!(drain(&watch).len(), 2);
     let shown = format!("{watch:?}");
-    for field in ["pending: 0", "active: 2", "closed: false"] {
-        assert!(shown.contains(field), "{field} missing from {shown}");
-    }
+    assert_shows(&shown, &["pending: 0", "active: 2", "closed: false"]);
     broker.close();
     let shown = format!("{watch:?}");
     assert!(shown.contains("closed: true"), "{shown}");
+}
+
+/// An interest watch's `next_timeout` gives up and returns `None` once the
+/// timeout passes with nothing to report, and afterwards still reports the
+/// next change.
+#[test]
+fn interest_next_timeout_returns_none_when_nothing_changes() {
+    watchdog::guarded(HANG_GUARD, "next_timeout never returned", || {
+        let broker = Broker::new();
+        let watch = broker.watch_interest();
+        assert!(watch.next_timeout(Duration::from_millis(5)).is_none());
+        let sub = broker.subscriber();
+        sub.subscribe(["late"]);
+        let change = watch.next_timeout(Duration::from_millis(5)).unwrap();
+        assert_eq!(change.name(), "late");
+        assert!(watch.next_timeout(Duration::from_millis(5)).is_none());
+    });
 }
