@@ -264,6 +264,8 @@ mod error;
 mod feed;
 mod filter;
 mod interest;
+#[cfg(test)]
+mod interleave;
 mod message;
 mod pattern;
 mod payload;

@@ -387,6 +387,8 @@ impl<P> ReaderState<P> {
     /// pending messages as just seen, so the caller need not look at the
     /// feed's tail again (another thread may be writing its cache line).
     fn refill(&mut self, i: usize) -> (bool, Option<u64>) {
+        #[cfg(test)]
+        crate::interleave::reach(crate::interleave::Point::Refill(i));
         let cursor = &mut self.cursors[i];
         if !cursor.buf.is_empty() {
             return (false, None);
@@ -1143,6 +1145,8 @@ impl<P> Reader<P> {
                     continue;
                 }
             }
+            #[cfg(test)]
+            crate::interleave::reach(crate::interleave::Point::BeforeArm);
             self.signal.arm();
             if self.watch_all() || broker.closed.load(Ordering::Acquire) {
                 continue;
@@ -1178,3 +1182,6 @@ impl<P> Reader<P> {
         }
     }
 }
+
+#[cfg(test)]
+mod races;

@@ -1,0 +1,78 @@
+//! Races between a receive and a publish, made to happen at one chosen
+//! instant (see `crate::interleave`), for a reader of many feeds: the
+//! windows a single-threaded test cannot reach and a threaded one reaches
+//! only by chance.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use super::MANY_CURSORS;
+use crate::interleave::{self, Point};
+use crate::{Broker, Message};
+
+/// Enough channels to make a reader of many feeds.
+fn many_channels() -> Vec<String> {
+    (0..=MANY_CURSORS).map(|i| format!("c{i:02}")).collect()
+}
+
+/// What a message says, as text.
+fn text(message: &Message) -> String {
+    String::from_utf8_lossy(message.payload()).into_owned()
+}
+
+/// A publish that lands after a blocking receive's last look found nothing,
+/// and before it armed its signal, still wakes it. The publish rings the
+/// signal and the arm then clears the ring, so the receive must see the
+/// feed's name in its list before it waits; otherwise it sleeps for ever,
+/// and no later publish rings it either (the list is not empty, so they
+/// add no first name).
+#[test]
+fn a_publish_just_before_a_blocking_receive_arms_wakes_it() {
+    let broker = Broker::new();
+    let sub = broker.subscriber();
+    sub.subscribe(many_channels());
+    let (done, result) = mpsc::channel();
+    let publisher = broker.clone();
+    thread::spawn(move || {
+        interleave::install(move |point| {
+            if point != Point::BeforeArm {
+                return false;
+            }
+            publisher.publish("c03", "late");
+            true
+        });
+        let _ = done.send(sub.recv().map(|m| text(&m)));
+    });
+    let received = result
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the receive never woke: the publish's ring was lost");
+    assert_eq!(received.as_deref(), Ok("late"));
+}
+
+/// A reader of many feeds that refills one cursor looks again at the
+/// cursors it found empty before picking: a publisher's message to a feed
+/// it had already looked at, sent before the message it refilled, comes
+/// out first.
+#[test]
+fn a_message_sent_to_a_feed_already_looked_at_is_not_overtaken() {
+    let broker = Broker::new();
+    let sub = broker.subscriber();
+    sub.subscribe(many_channels());
+    let publisher = broker.clone();
+    interleave::install(move |point| {
+        // Cursor 0 has just been looked at and found empty; cursor 5 has
+        // not been looked at yet.
+        if point != Point::Refill(1) {
+            return false;
+        }
+        publisher.publish("c00", "first");
+        publisher.publish("c05", "second");
+        true
+    });
+    let received: Vec<String> = [sub.try_recv(), sub.try_recv()]
+        .into_iter()
+        .map(|m| text(&m.expect("both messages are receivable")))
+        .collect();
+    assert_eq!(received, ["first", "second"], "the publisher's order");
+}
