@@ -454,7 +454,7 @@ impl<P> Feed<P> {
 
     /// One reader's read of `slot`: the last reader takes the envelope,
     /// the others clone a reference.
-    #[inline]
+    #[inline(always)]
     fn take_slot(slot: &mut Slot<P>) -> Option<Stamped<P>> {
         slot.unread -= 1;
         let envelope = if slot.unread == 0 {
