@@ -9,7 +9,7 @@ use hashbrown::HashSet;
 use crate::message::Envelope;
 use crate::queue::{OverflowPolicy, Queue};
 use crate::reader::Reader;
-use crate::registry::Namespace;
+use crate::shard::Namespace;
 use crate::sync::Mutex;
 
 /// What a subscriber holds, as Redis keeps it per client: three separate

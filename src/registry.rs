@@ -68,18 +68,9 @@ use crate::pattern::Pattern;
 use crate::pattern::index::{PatternIndex, Prepared, Retired};
 use crate::queue::OverflowPolicy;
 use crate::reader::{Garbage, ReceiveContext};
+pub(crate) use crate::shard::Namespace;
 use crate::shard::{MAX_SHARDS, Shard};
 use crate::sync::{Mutex, RwLock};
-
-/// The two exact-name namespaces. (Patterns live in the pattern index, not
-/// in shards.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Namespace {
-    /// Channels of `SUBSCRIBE` / `PUBLISH`.
-    Channel,
-    /// Shard channels of `SSUBSCRIBE` / `SPUBLISH`.
-    Shard,
-}
 
 impl Namespace {
     /// How interest watchers name this namespace.

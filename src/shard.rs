@@ -11,12 +11,21 @@ use bytes::Bytes;
 use hashbrown::HashTable;
 
 use crate::feed::Feed;
-use crate::registry::Namespace;
 
 /// Upper bound on [`BrokerBuilder::shards`](crate::BrokerBuilder::shards);
 /// the shard index is taken from 16 bits of the channel hash that the hash
 /// tables themselves do not use.
 pub const MAX_SHARDS: usize = 1 << 16;
+
+/// The two exact-name namespaces. (Patterns live in the pattern index, not
+/// in shards.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Namespace {
+    /// Channels of `SUBSCRIBE` / `PUBLISH`.
+    Channel,
+    /// Shard channels of `SSUBSCRIBE` / `SPUBLISH`.
+    Shard,
+}
 
 /// An active channel: one with at least one subscriber.
 #[derive(Debug)]
