@@ -1179,6 +1179,33 @@ mod tests {
         assert!(reported(&index, b"ab").is_empty());
     }
 
+    /// Removing a pattern filed under a two-byte gram forgets that gram's
+    /// own byte pair, and no other: a pattern whose gram starts with the
+    /// pair `\0a` is still found after `*ab*` (pair `ab`) leaves. Lookups
+    /// skip every channel position whose pair has no live gram, so
+    /// forgetting the wrong pair would hide a subscribed pattern.
+    #[test]
+    fn removing_a_two_byte_gram_keeps_other_grams_found() {
+        let patterns: [&[u8]; 2] = [b"*ab*", b"*\x00a*"];
+        files_as! {
+            patterns[0] => Plan::Gram(_),
+            patterns[1] => Plan::Gram(_),
+        }
+        let mut index = index_of(&patterns);
+        index.set_cache(false);
+        assert_eq!(index.remove(patterns[0]), Some(0));
+        let held = vec![patterns[1].to_vec()];
+        for channel in [&b"x\x00ay"[..], b"\x00a", b"xaby"] {
+            assert_eq!(
+                reported(&index, channel),
+                expected(&held, channel),
+                "channel {:?}",
+                channel.escape_ascii().to_string()
+            );
+        }
+        assert_eq!(reported(&index, b"x\x00ay").len(), 1);
+    }
+
     /// An operation on the index in a proptest run.
     #[derive(Debug, Clone)]
     enum Op {
