@@ -76,3 +76,34 @@ fn a_message_sent_to_a_feed_already_looked_at_is_not_overtaken() {
         .collect();
     assert_eq!(received, ["first", "second"], "the publisher's order");
 }
+
+/// A reader of a few feeds whose pass refills one cursor looks again at
+/// the cursors it found idle: a publisher's message to a feed already
+/// refilled, sent before a message to the feed being refilled, still comes
+/// out before it, and the refilled feed's earlier message before both.
+#[test]
+fn a_few_feeds_keep_a_publishers_order_across_a_refill() {
+    let broker = Broker::new();
+    let sub = broker.subscriber();
+    sub.subscribe(["c0", "c1", "c2"]);
+    broker.publish("c2", "first");
+    let publisher = broker.clone();
+    interleave::install(move |point| {
+        // Cursor 0 has just been refilled (it had nothing); cursor 2,
+        // which holds "first" unread, has not been.
+        if point != Point::Refill(1) {
+            return false;
+        }
+        publisher.publish("c0", "second");
+        publisher.publish("c2", "third");
+        true
+    });
+    let received: Vec<String> = (0..3)
+        .map(|_| text(&sub.try_recv().expect("three messages are receivable")))
+        .collect();
+    assert_eq!(
+        received,
+        ["first", "second", "third"],
+        "the publisher's order"
+    );
+}
