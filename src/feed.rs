@@ -387,25 +387,46 @@ impl<P> Feed<P> {
         buf: &mut VecDeque<Stamped<P>>,
     ) -> (Read, Option<Stamped<P>>) {
         let mut state = self.state.lock();
-        if *next >= state.front && end.min(state.tail) == *next + 1 {
-            // A reader keeping up: the one entry appended since its last
-            // read, nothing lost, nothing left. The general read below
-            // costs this case twice the instructions (its batch loop keeps
-            // more values than registers).
-            let skip = (*next - state.front) as usize;
-            let slot = &mut state.entries[skip];
-            let first = Self::take_slot(slot);
-            // Only the entry's last reader can free it. The entries after
-            // it are not free: this reader has not read them.
-            let freed = slot.unread == 0;
-            *next += 1;
-            if skip == 0 && freed {
-                state.entries.pop_front();
-                state.front += 1;
-            }
+        if let Some(first) = Self::take_kept_up(&mut state, next, end) {
             return (Read::default(), first);
         }
         Self::read_locked(&mut state, next, end, max, buf)
+    }
+
+    /// The one entry at `*next` for a reader keeping up (see
+    /// [`read`](Self::read)), advancing `*next`; `None`, having changed
+    /// nothing, in every other case, for the caller to make the full read.
+    /// A receive that only needs this makes no call.
+    #[inline(always)]
+    pub(crate) fn read_kept_up(&self, next: &mut u64, end: u64) -> Option<Option<Stamped<P>>> {
+        Self::take_kept_up(&mut self.state.lock(), next, end)
+    }
+
+    /// [`read_kept_up`](Self::read_kept_up), under the lock the caller
+    /// holds: the one entry appended since the reader's last read, nothing
+    /// lost, nothing left. The general read costs this case twice the
+    /// instructions (its batch loop keeps more values than registers).
+    #[inline(always)]
+    fn take_kept_up(
+        state: &mut FeedState<P>,
+        next: &mut u64,
+        end: u64,
+    ) -> Option<Option<Stamped<P>>> {
+        if *next < state.front || end.min(state.tail) != *next + 1 {
+            return None;
+        }
+        let skip = (*next - state.front) as usize;
+        let slot = &mut state.entries[skip];
+        let first = Self::take_slot(slot);
+        // Only the entry's last reader can free it. The entries after it
+        // are not free: this reader has not read them.
+        let freed = slot.unread == 0;
+        *next += 1;
+        if skip == 0 && freed {
+            state.entries.pop_front();
+            state.front += 1;
+        }
+        Some(first)
     }
 
     /// [`read`](Self::read), under the lock the caller holds.

@@ -466,7 +466,10 @@ impl<P> ReaderState<P> {
 
     /// [`take`](Self::take) in the common case: nothing is beyond
     /// `capacity` and no subscription has ended. A reader of one feed takes
-    /// from its buffer, refilling it first if empty. A reader of several
+    /// from its buffer or, when it keeps up, the one entry it is owed; its
+    /// batch read goes to `take`, so this path makes no call (a call site
+    /// here cost every receive of one feed registers it saved and
+    /// restored, about 7 instructions a delivery). A reader of several
     /// takes the next message of its [`Run`], or passes over its cursors:
     /// if every one either holds buffered entries or has nothing unread,
     /// the oldest head goes out (starting a run), or the reader is found
@@ -487,13 +490,22 @@ impl<P> ReaderState<P> {
         // One look at where the cursors live, for the whole receive.
         let cursors = &mut self.cursors[..];
         if let [cursor] = cursors {
-            // The common reader of one feed: no merge, so an empty buffer
-            // is refilled right here.
-            let (next, lost) = cursor.take_next();
-            self.seq += lost;
-            self.dropped += lost;
-            let Some((pending, (stamp, envelope))) = next else {
-                return Quick::Empty;
+            // The common reader of one feed: no merge. Its buffer's next
+            // entry, or the one entry it is owed when it keeps up; a batch
+            // read is `Slow`, so this path makes no call.
+            let (pending, (stamp, envelope)) = if let Some(entry) = cursor.buf.pop_front() {
+                (cursor.pending() + 1, entry)
+            } else {
+                match cursor.unread() {
+                    0 => return Quick::Empty,
+                    1 => {}
+                    _ => return Quick::Slow,
+                }
+                match cursor.feed.read_kept_up(&mut cursor.next, cursor.end) {
+                    Some(Some(entry)) => (1, entry),
+                    Some(None) => return Quick::Empty,
+                    None => return Quick::Slow,
+                }
             };
             if pending > capacity {
                 // The oldest is due for dropping: `take` does that.
