@@ -1,7 +1,7 @@
 //! Races between a receive and a publish, made to happen at one chosen
-//! instant (see `crate::interleave`), for a reader of many feeds: the
-//! windows a single-threaded test cannot reach and a threaded one reaches
-//! only by chance.
+//! instant (see `crate::interleave`), for readers of several feeds and of
+//! many: the windows a single-threaded test cannot reach and a threaded
+//! one reaches only by chance.
 
 use std::sync::mpsc;
 use std::thread;
@@ -14,6 +14,21 @@ use crate::{Broker, Message};
 /// Enough channels to make a reader of many feeds.
 fn many_channels() -> Vec<String> {
     (0..=MANY_CURSORS).map(|i| format!("c{i:02}")).collect()
+}
+
+/// Publishes `messages` in order, from the receiving thread, the first
+/// time one of its receives reaches `point`.
+fn publish_at(broker: &Broker, point: Point, messages: &'static [(&'static str, &'static str)]) {
+    let publisher = broker.clone();
+    interleave::install(move |reached| {
+        if reached != point {
+            return false;
+        }
+        for &(channel, payload) in messages {
+            publisher.publish(channel, payload);
+        }
+        true
+    });
 }
 
 /// What a message says, as text.
@@ -33,15 +48,8 @@ fn a_publish_just_before_a_blocking_receive_arms_wakes_it() {
     let sub = broker.subscriber();
     sub.subscribe(many_channels());
     let (done, result) = mpsc::channel();
-    let publisher = broker.clone();
     thread::spawn(move || {
-        interleave::install(move |point| {
-            if point != Point::BeforeArm {
-                return false;
-            }
-            publisher.publish("c03", "late");
-            true
-        });
+        publish_at(&broker, Point::BeforeArm, &[("c03", "late")]);
         let _ = done.send(sub.recv().map(|m| text(&m)));
     });
     let received = result
@@ -59,17 +67,13 @@ fn a_message_sent_to_a_feed_already_looked_at_is_not_overtaken() {
     let broker = Broker::new();
     let sub = broker.subscriber();
     sub.subscribe(many_channels());
-    let publisher = broker.clone();
-    interleave::install(move |point| {
-        // Cursor 0 has just been looked at and found empty; cursor 5 has
-        // not been looked at yet.
-        if point != Point::Refill(1) {
-            return false;
-        }
-        publisher.publish("c00", "first");
-        publisher.publish("c05", "second");
-        true
-    });
+    // At cursor 1's refill, cursor 0 has just been looked at and found
+    // empty; cursor 5 has not been looked at yet.
+    publish_at(
+        &broker,
+        Point::Refill(1),
+        &[("c00", "first"), ("c05", "second")],
+    );
     let received: Vec<String> = [sub.try_recv(), sub.try_recv()]
         .into_iter()
         .map(|m| text(&m.expect("both messages are receivable")))
@@ -87,17 +91,13 @@ fn a_few_feeds_keep_a_publishers_order_across_a_refill() {
     let sub = broker.subscriber();
     sub.subscribe(["c0", "c1", "c2"]);
     broker.publish("c2", "first");
-    let publisher = broker.clone();
-    interleave::install(move |point| {
-        // Cursor 0 has just been refilled (it had nothing); cursor 2,
-        // which holds "first" unread, has not been.
-        if point != Point::Refill(1) {
-            return false;
-        }
-        publisher.publish("c0", "second");
-        publisher.publish("c2", "third");
-        true
-    });
+    // At cursor 1's refill, cursor 0 has just been refilled (it had
+    // nothing); cursor 2, which holds "first" unread, has not been.
+    publish_at(
+        &broker,
+        Point::Refill(1),
+        &[("c0", "second"), ("c2", "third")],
+    );
     let received: Vec<String> = (0..3)
         .map(|_| text(&sub.try_recv().expect("three messages are receivable")))
         .collect();
